@@ -1,0 +1,82 @@
+"""Command line: `python -m router serve | simulate | policy ...`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.server import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from router.simulator import Behaviour, create_app
+
+    behaviour = Behaviour(ttft_ms=args.ttft_ms, tokens_per_s=args.tokens_per_s, answer_tokens=args.answer_tokens,
+                          mode=args.mode, fail_rate=args.fail_rate, error_status=args.error_status)
+    print(f"tier simulator on http://{args.host}:{args.port}/v1 ({behaviour})", flush=True)
+    uvicorn.run(create_app(behaviour), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from router import policy_admin
+
+    return policy_admin.main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m router", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the OpenAI-compatible routing API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(func=_serve)
+
+    sim = sub.add_parser("simulate", help="run an OpenAI-compatible tier simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=9000)
+    sim.add_argument("--ttft-ms", type=float, default=150.0, help="delay before the first token")
+    sim.add_argument("--tokens-per-s", type=float, default=60.0, help="0 sends every token at once")
+    sim.add_argument("--answer-tokens", type=int, default=48)
+    sim.add_argument("--mode", default="ok", choices=["ok", "error", "hang", "malformed", "drop"])
+    sim.add_argument("--fail-rate", type=float, default=1.0, help="share of requests that get --mode")
+    sim.add_argument("--error-status", type=int, default=500)
+    sim.set_defaults(func=_simulate)
+
+    pol = sub.add_parser("policy", help="list, show, diff, activate and roll back policy versions")
+    pol_sub = pol.add_subparsers(dest="action", required=True)
+    pol_sub.add_parser("list", help="policies, versions and which is active")
+    show = pol_sub.add_parser("show", help="a version as YAML")
+    show.add_argument("name")
+    show.add_argument("version", nargs="?", type=int)
+    add = pol_sub.add_parser("add", help="validate a YAML file and store it as a new version")
+    add.add_argument("file")
+    add.add_argument("--comment")
+    add.add_argument("--activate", action="store_true")
+    act = pol_sub.add_parser("activate", help="activate a version (rolling back is activating an older one)")
+    act.add_argument("name")
+    act.add_argument("version", type=int)
+    diff = pol_sub.add_parser("diff", help="diff two versions")
+    diff.add_argument("name")
+    diff.add_argument("old", type=int)
+    diff.add_argument("new", type=int)
+    pol.set_defaults(func=_policy)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Settings from the environment, each with a working default, and the seed file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from router.policy import Policy, PolicyError, parse_policy
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None  # None: storage's default SQLite file
+    config_path: Path
+    classifier: str  # keyword (more backends arrive with the learned classifier)
+    simulator: str  # auto: serve tiers without keys from the built-in simulator; off: never
+    max_body_bytes: int
+    durability_timeout_s: float
+    policy_refresh_s: float
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+
+        def number(name: str, default: str, kind: type = float) -> Any:
+            raw = env.get(name, default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {raw!r}") from None
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {raw!r}")
+            return value
+
+        simulator = env.get("ROUTER_SIMULATOR", "auto")
+        if simulator not in ("auto", "off"):
+            raise ValueError(f"ROUTER_SIMULATOR must be auto or off, got {simulator!r}")
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            config_path=Path(env.get("ROUTER_CONFIG") or DEFAULT_CONFIG),
+            classifier=env.get("ROUTER_CLASSIFIER", "keyword"),
+            simulator=simulator,
+            max_body_bytes=number("ROUTER_MAX_BODY_BYTES", str(4 * 1024 * 1024), int),
+            durability_timeout_s=number("ROUTER_DURABILITY_TIMEOUT_S", "5"),
+            policy_refresh_s=number("ROUTER_POLICY_REFRESH_S", "1"),
+        )
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    default_policy: str
+    policies: dict[str, Policy]
+
+
+def load_seed(path: Path) -> SeedConfig:
+    """Read and validate the seed YAML; errors name the file and the bad field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: config file not found (set ROUTER_CONFIG)") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("policies"), list) or not raw["policies"]:
+        raise PolicyError(f"{path}: expected a mapping with a non-empty 'policies' list")
+    policies: dict[str, Policy] = {}
+    for i, doc in enumerate(raw["policies"]):
+        try:
+            policy = parse_policy(doc)
+        except PolicyError as exc:
+            raise PolicyError(f"{path}: policies[{i}].{exc}", field=f"policies.{i}.{exc.field}") from None
+        if policy.name in policies:
+            raise PolicyError(f"{path}: policies[{i}].name: duplicate policy {policy.name!r}")
+        policies[policy.name] = policy
+    default = raw.get("default_policy") or next(iter(policies))
+    if default not in policies:
+        raise PolicyError(f"{path}: default_policy {default!r} is not one of {sorted(policies)}")
+    return SeedConfig(default, policies)

@@ -1,0 +1,215 @@
+"""Routing policies: schema, validation and rule evaluation.
+
+A policy is data. `decide` is a pure function of a prediction, a policy and the
+previous turn's tier; everything else (storage, activation) lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from router.classifier.prediction import TASK_LABELS, Prediction
+
+
+class PolicyError(ValueError):
+    """A policy document that cannot be used; the message names the bad field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tier(_Strict):
+    model: str = Field(min_length=1, description="Model id sent to the endpoint.")
+    base_url: str = Field(min_length=1, description="OpenAI-compatible base URL, ending in /v1.")
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the API key; none for open endpoints."
+    )
+    price_in: float = Field(ge=0, description="USD per 1M input tokens.")
+    price_out: float = Field(ge=0, description="USD per 1M output tokens.")
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=1, ge=0, le=5)
+
+    @model_validator(mode="after")
+    def _url_scheme(self) -> Tier:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return self
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1_000_000
+
+
+class ComplexityRange(_Strict):
+    min: float = Field(default=0.0, ge=0, le=1)
+    max: float = Field(default=1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ComplexityRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    def contains(self, value: float) -> bool:
+        return self.min <= value <= self.max
+
+
+class Rule(_Strict):
+    name: str = Field(min_length=1)
+    tier: str = Field(min_length=1)
+    tasks: tuple[str, ...] = ()
+    complexity: ComplexityRange | None = None
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> Rule:
+        unknown = [t for t in self.tasks if t not in TASK_LABELS]
+        if unknown:
+            raise ValueError(f"unknown task label(s) {unknown}; expected one of {list(TASK_LABELS)}")
+        if not self.tasks and self.complexity is None:
+            raise ValueError("a rule needs tasks, a complexity range, or both")
+        return self
+
+    def matches(self, prediction: Prediction) -> bool:
+        task_ok = not self.tasks or prediction.task in self.tasks
+        return task_ok and (self.complexity is None or self.complexity.contains(prediction.complexity))
+
+
+class Policy(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    tiers: dict[str, Tier]
+    rules: tuple[Rule, ...] = ()
+    default_tier: str
+    baseline_tier: str | None = Field(
+        default=None, description="Tier every request would go to without routing; default: the priciest."
+    )
+    confidence_floor: float = Field(default=0.0, ge=0, le=1)
+    fallback_order: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        if not self.tiers:
+            raise ValueError("tiers: at least one tier is required")
+        known = set(self.tiers)
+
+        def check(where: str, name: str) -> None:
+            if name not in known:
+                raise ValueError(f"{where}: unknown tier {name!r}; tiers are {sorted(known)}")
+
+        check("default_tier", self.default_tier)
+        if self.baseline_tier is not None:
+            check("baseline_tier", self.baseline_tier)
+        for i, rule in enumerate(self.rules):
+            check(f"rules.{i}.tier", rule.tier)
+        for i, name in enumerate(self.fallback_order):
+            check(f"fallback_order.{i}", name)
+        if len(set(self.fallback_order)) != len(self.fallback_order):
+            raise ValueError("fallback_order: a tier is listed twice")
+        names = [r.name for r in self.rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rules: duplicate rule name(s) {dupes}")
+        return self
+
+    @property
+    def baseline(self) -> str:
+        if self.baseline_tier:
+            return self.baseline_tier
+        return max(self.tiers, key=lambda n: (self.tiers[n].price_in + self.tiers[n].price_out, n))
+
+    def tier_chain(self, first: str) -> list[str]:
+        """The tier to try first, then the fallback order without it."""
+        return [first] + [t for t in self.fallback_order if t != first]
+
+    def find_tier(self, name_or_model: str) -> str | None:
+        """A tier name given its name or its model id."""
+        if name_or_model in self.tiers:
+            return name_or_model
+        for name, tier in self.tiers.items():
+            if tier.model == name_or_model:
+                return name
+        return None
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=False)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_document(), sort_keys=False, allow_unicode=True)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(document)"
+
+
+def parse_policy(document: Any) -> Policy:
+    """Validate a policy document, raising PolicyError that names the first bad field."""
+    if not isinstance(document, dict):
+        raise PolicyError("a policy must be a mapping of fields", field=None)
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = _field_path(first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif first["type"] == "missing":
+            msg = "field required"
+        raise PolicyError(f"{path}: {msg}", field=path) from None
+
+
+def parse_policy_yaml(text: str) -> Policy:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PolicyError(f"invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_policy(document)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a turn goes and why."""
+
+    tier: str
+    rule: str  # a rule name, or one of the reasons below
+    reason: str
+
+
+# Reasons that are not rule names.
+DEFAULT = "default"
+CONFIDENCE_FLOOR = "confidence_floor"
+PINNED = "pinned"
+
+
+def decide(prediction: Prediction, policy: Policy, previous_tier: str | None = None) -> Decision:
+    """Pick a tier for one turn: low confidence keeps the conversation where it was,
+    otherwise the first matching rule wins, otherwise the default tier."""
+    if prediction.confidence < policy.confidence_floor:
+        if previous_tier is not None and previous_tier in policy.tiers:
+            return Decision(previous_tier, CONFIDENCE_FLOOR, "below confidence floor; previous turn's tier")
+        return Decision(policy.default_tier, CONFIDENCE_FLOOR, "below confidence floor; default tier")
+    for rule in policy.rules:
+        if rule.matches(prediction):
+            return Decision(rule.tier, rule.name, "rule matched")
+    return Decision(policy.default_tier, DEFAULT, "no rule matched")
+
+
+def diff_policies(old: Policy | dict[str, Any], new: Policy | dict[str, Any], *, old_label: str = "old",
+                  new_label: str = "new") -> str:
+    """A unified YAML diff of two policy documents; empty when they are equal."""
+    def as_yaml(p: Policy | dict[str, Any]) -> list[str]:
+        doc = p.to_document() if isinstance(p, Policy) else p
+        return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).splitlines(keepends=True)
+
+    return "".join(difflib.unified_diff(as_yaml(old), as_yaml(new), old_label, new_label))

@@ -1,0 +1,148 @@
+"""Wiring: settings -> database, policies, classifier, tiers, decision log -> Engine.
+
+Both front doors (the API server and the console) build their engine here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine as DBEngine
+
+from router.classifier import Classifier, KeywordClassifier
+from router.config import Settings, load_seed
+from router.engine import Engine
+from router.policy_registry import PolicyRegistry
+from router.simulator import BackgroundServer, start_simulator
+from router.tiers import EndpointError, TierClient
+from storage import policies as policy_store
+from storage.db import describe, make_engine, migrate
+from storage.decision_log import DecisionLog
+
+log = logging.getLogger(__name__)
+
+TIER_CHECK_TTL_S = 15.0
+
+
+def make_classifier(name: str) -> Classifier:
+    if name == "keyword":
+        return KeywordClassifier()
+    raise ValueError(f"ROUTER_CLASSIFIER: unknown classifier backend {name!r}; available: keyword")
+
+
+def tiers_without_keys(registry: PolicyRegistry, environ: Mapping[str, str]) -> list[str]:
+    missing = set()
+    for name in registry.names():
+        for tier_name, tier in registry.get(name).policy.tiers.items():
+            if tier.api_key_env and not environ.get(tier.api_key_env):
+                missing.add(tier_name)
+    return sorted(missing)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: DBEngine
+    engine: Engine
+    simulator: BackgroundServer | None = None
+    _tier_checks: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> PolicyRegistry:
+        return self.engine.registry
+
+    async def aclose(self) -> None:
+        await self.engine.tiers.aclose()
+        self.engine.decision_log.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+        self.db.dispose()
+
+    def health(self) -> dict[str, Any]:
+        engine = self.engine
+        stats = engine.decision_log.stats()
+        classifier = {**engine.classifier.info(), "failures": engine.classifier_failures,
+                      "last_error": engine.last_classifier_error}
+        tiers = {}
+        default = self.registry.get()
+        for name, tier in default.policy.tiers.items():
+            try:
+                ep = engine.tiers.endpoint(name, tier)
+                tiers[name] = {"model": tier.model, "endpoint": ep.base_url, "simulated": ep.simulated}
+            except EndpointError as exc:
+                tiers[name] = {"model": tier.model, "endpoint": None, "simulated": False, "error": str(exc)}
+        degraded = not stats.healthy or engine.classifier_failures > 0
+        return {
+            "status": "degraded" if degraded else "ok",
+            "classifier": classifier,
+            "database": {"location": describe(self.db), "healthy": stats.healthy, "queued": stats.queued,
+                         "written": stats.written, "last_error": stats.last_error,
+                         "last_batch_ms": round(stats.last_batch_ms, 3)},
+            "policies": {n: self.registry.get(n).version for n in self.registry.names()},
+            "default_policy": {"name": default.policy.name, "version": default.version},
+            "tiers": tiers,
+            "simulator": self.simulator.url if self.simulator else None,
+        }
+
+    async def check_tiers(self, timeout_s: float = 2.0) -> dict[str, dict[str, Any]]:
+        """Reachability of each tier of the default policy (GET /models), cached briefly."""
+        default = self.registry.get().policy
+        out: dict[str, dict[str, Any]] = {}
+
+        async def check(name: str) -> None:
+            cached = self._tier_checks.get(name)
+            if cached and time.monotonic() - cached[0] < TIER_CHECK_TTL_S:
+                out[name] = cached[1]
+                return
+            try:
+                ep = self.engine.tiers.endpoint(name, default.tiers[name])
+            except EndpointError as exc:
+                out[name] = {"reachable": False, "error": str(exc)}
+                return
+            headers = {"authorization": f"Bearer {ep.api_key}"} if ep.api_key else {}
+            start = time.perf_counter()
+            try:
+                async with httpx.AsyncClient(timeout=timeout_s) as client:
+                    r = await client.get(f"{ep.base_url}/models", headers=headers)
+                result = {"reachable": r.status_code < 500, "status": r.status_code,
+                          "ms": round((time.perf_counter() - start) * 1000, 1)}
+            except httpx.HTTPError as exc:
+                result = {"reachable": False, "error": type(exc).__name__}
+            self._tier_checks[name] = (time.monotonic(), result)
+            out[name] = result
+
+        await asyncio.gather(*(check(n) for n in default.tiers))
+        return out
+
+
+def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
+                  simulator_url: str | None = None) -> Runtime:
+    """Open the database (migrating it), seed policies, and start the simulator if a tier needs it."""
+    settings = settings or Settings.from_env()
+    environ = os.environ if environ is None else environ
+    seed = load_seed(settings.config_path)
+    db = make_engine(settings.database_url)
+    migrate(db)
+    seeded = policy_store.seed(db, {n: p.to_document() for n, p in seed.policies.items()})
+    if seeded:
+        log.info("seeded policies %s from %s", seeded, settings.config_path)
+    registry = PolicyRegistry(db, seed.default_policy)
+    registry.get()  # the default policy must exist
+    simulator = None
+    missing = tiers_without_keys(registry, environ)
+    if simulator_url is None and missing and settings.simulator == "auto":
+        simulator = start_simulator()
+        simulator_url = simulator.url + "/v1"
+        log.warning("tiers %s have no API key set; they are served by the built-in simulator at %s",
+                    missing, simulator_url)
+    tiers = TierClient(simulator_url=simulator_url, environ=environ)
+    engine = Engine(classifier=make_classifier(settings.classifier), registry=registry, tiers=tiers,
+                    decision_log=DecisionLog(db), durability_timeout_s=settings.durability_timeout_s)
+    return Runtime(settings, db, engine, simulator)

@@ -1,0 +1,290 @@
+"""Calling tiers: OpenAI-compatible chat completions over httpx, streaming and not,
+with per-tier timeouts, bounded retries on connect errors and 429/5xx, and fallback
+along the policy's order. A stream falls back only until its first chunk arrives;
+after that the client has seen tokens and a failure is reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from router.policy import Policy, Tier
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+NVIDIA_HOSTED = "integrate.api.nvidia.com"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A tier resolved against the environment: where to send, with which key."""
+
+    tier: str
+    model: str
+    base_url: str
+    api_key: str | None
+    simulated: bool
+    timeout_s: float
+    max_retries: int
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Endpoint({self.tier!r}, {self.base_url!r}, simulated={self.simulated})"
+
+
+class EndpointError(RuntimeError):
+    pass
+
+
+def resolve_endpoint(name: str, tier: Tier, simulator_url: str | None,
+                     environ: Mapping[str, str] = os.environ) -> Endpoint:
+    """A tier whose key variable is unset goes to the simulator when one runs."""
+    key = environ.get(tier.api_key_env) if tier.api_key_env else None
+    if tier.api_key_env and not key:
+        if simulator_url is None:
+            raise EndpointError(f"tier {name!r}: environment variable {tier.api_key_env} is not set")
+        return Endpoint(name, tier.model, simulator_url.rstrip("/"), None, True, tier.timeout_s, tier.max_retries)
+    return Endpoint(name, tier.model, tier.base_url.rstrip("/"), key, False, tier.timeout_s, tier.max_retries)
+
+
+@dataclass(slots=True)
+class Attempt:
+    tier: str
+    try_no: int
+    outcome: str  # ok | timeout | connect | status | malformed | dropped | config
+    ms: float
+    status: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
+
+
+class TierFailure(Exception):
+    def __init__(self, outcome: str, message: str, status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.status = status
+        self.retryable = retryable
+
+
+class AllTiersFailed(Exception):
+    def __init__(self, attempts: list[Attempt]) -> None:
+        self.attempts = attempts
+        failed = "; ".join(f"{a.tier}: {a.error}" for a in attempts if a.outcome != "ok")
+        super().__init__(f"every tier failed ({failed})")
+
+    @property
+    def all_timeouts(self) -> bool:
+        return all(a.outcome == "timeout" for a in self.attempts)
+
+
+@dataclass
+class Completion:
+    tier: str
+    model: str
+    body: dict[str, Any]
+    attempts: list[Attempt]
+    simulated: bool
+
+
+@dataclass
+class OpenStream:
+    """A stream whose first chunk has arrived; iterate for the rest."""
+
+    tier: str
+    model: str
+    first: dict[str, Any]
+    attempts: list[Attempt]
+    simulated: bool
+    _lines: AsyncIterator[str]
+    _response: httpx.Response
+    _closed: bool = field(default=False)
+
+    async def rest(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for line in self._lines:
+                data = _sse_data(line)
+                if data is None:
+                    continue
+                if data == "[DONE]":
+                    return
+                yield _parse_chunk(data)
+        except httpx.TimeoutException as exc:
+            raise TierFailure("timeout", f"stream stalled: {type(exc).__name__}") from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise TierFailure("dropped", f"stream ended early: {type(exc).__name__}") from None
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._response.aclose()
+
+
+def _sse_data(line: str) -> str | None:
+    if not line.startswith("data:"):
+        return None
+    return line[5:].strip()
+
+
+def _parse_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise TierFailure("malformed", "stream chunk is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise TierFailure("malformed", "stream chunk is not a JSON object")
+    if "error" in chunk:
+        raise TierFailure("status", f"tier sent an error: {str(chunk['error'])[:200]}")
+    return chunk
+
+
+def _status_failure(response: httpx.Response, body: bytes) -> TierFailure:
+    detail = body[:200].decode("utf-8", "replace")
+    return TierFailure("status", f"HTTP {response.status_code}: {detail}", response.status_code,
+                       retryable=response.status_code in RETRY_STATUSES)
+
+
+class TierClient:
+    def __init__(self, *, simulator_url: str | None = None, environ: Mapping[str, str] | None = None,
+                 max_connections: int = 512, retry_backoff_s: float = 0.05) -> None:
+        self.simulator_url = simulator_url
+        self.environ = environ if environ is not None else os.environ
+        self.retry_backoff_s = retry_backoff_s
+        self._http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            timeout=httpx.Timeout(60.0),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def endpoint(self, name: str, tier: Tier) -> Endpoint:
+        return resolve_endpoint(name, tier, self.simulator_url, self.environ)
+
+    async def complete(self, policy: Policy, chain: list[str], payload: dict[str, Any]) -> Completion:
+        attempts: list[Attempt] = []
+        for name in chain:
+            try:
+                ep = self.endpoint(name, policy.tiers[name])
+            except EndpointError as exc:
+                attempts.append(Attempt(name, 1, "config", 0.0, error=str(exc)))
+                continue
+            body = {**payload, "model": ep.model, "stream": False}
+            for try_no in range(1, ep.max_retries + 2):
+                start = time.perf_counter()
+                try:
+                    result = await self._post_json(ep, body)
+                except TierFailure as exc:
+                    attempts.append(Attempt(name, try_no, exc.outcome, _ms(start), exc.status, str(exc)))
+                    if exc.retryable and try_no <= ep.max_retries:
+                        await asyncio.sleep(self.retry_backoff_s * 2 ** (try_no - 1))
+                        continue
+                    break
+                attempts.append(Attempt(name, try_no, "ok", _ms(start), 200))
+                return Completion(name, ep.model, result, attempts, ep.simulated)
+        raise AllTiersFailed(attempts)
+
+    async def open_stream(self, policy: Policy, chain: list[str], payload: dict[str, Any]) -> OpenStream:
+        attempts: list[Attempt] = []
+        for name in chain:
+            try:
+                ep = self.endpoint(name, policy.tiers[name])
+            except EndpointError as exc:
+                attempts.append(Attempt(name, 1, "config", 0.0, error=str(exc)))
+                continue
+            body = {**payload, "model": ep.model, "stream": True,
+                    "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True}}
+            for try_no in range(1, ep.max_retries + 2):
+                start = time.perf_counter()
+                try:
+                    stream = await self._open(ep, body)
+                except TierFailure as exc:
+                    attempts.append(Attempt(name, try_no, exc.outcome, _ms(start), exc.status, str(exc)))
+                    if exc.retryable and try_no <= ep.max_retries:
+                        await asyncio.sleep(self.retry_backoff_s * 2 ** (try_no - 1))
+                        continue
+                    break
+                attempts.append(Attempt(name, try_no, "ok", _ms(start), 200))
+                stream.attempts = attempts
+                return stream
+        raise AllTiersFailed(attempts)
+
+    def _request(self, ep: Endpoint, body: dict[str, Any]) -> httpx.Request:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if ep.api_key:
+            headers["authorization"] = f"Bearer {ep.api_key}"
+        timeout = httpx.Timeout(ep.timeout_s, connect=min(5.0, ep.timeout_s))
+        return self._http.build_request("POST", f"{ep.base_url}/chat/completions", content=orjson.dumps(body),
+                                        headers=headers, extensions={"timeout": timeout.as_dict()})
+
+    async def _post_json(self, ep: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await asyncio.wait_for(self._http.send(self._request(ep, body)), ep.timeout_s)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            retryable = isinstance(exc, httpx.ConnectTimeout)
+            raise TierFailure("timeout", f"no answer within {ep.timeout_s:g}s", retryable=retryable) from None
+        except httpx.TransportError as exc:
+            raise TierFailure("connect", f"cannot reach {ep.base_url}: {type(exc).__name__}",
+                              retryable=True) from None
+        if response.status_code != 200:
+            raise _status_failure(response, response.content)
+        try:
+            result = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise TierFailure("malformed", "response is not JSON") from None
+        if not isinstance(result, dict) or not isinstance(result.get("choices"), list) or not result["choices"]:
+            raise TierFailure("malformed", "response has no choices")
+        return result
+
+    async def _open(self, ep: Endpoint, body: dict[str, Any]) -> OpenStream:
+        """Send the request and wait for the first content chunk, all within the tier's timeout."""
+        response: httpx.Response | None = None
+
+        async def first_chunk() -> tuple[dict[str, Any], AsyncIterator[str]]:
+            nonlocal response
+            response = await self._http.send(self._request(ep, body), stream=True)
+            if response.status_code != 200:
+                raise _status_failure(response, await response.aread())
+            lines = response.aiter_lines()
+            async for line in lines:
+                data = _sse_data(line)
+                if data is None:
+                    continue
+                if data == "[DONE]":
+                    raise TierFailure("malformed", "stream ended before any chunk")
+                return _parse_chunk(data), lines
+            raise TierFailure("dropped", "stream ended before any chunk")
+
+        try:
+            first, lines = await asyncio.wait_for(first_chunk(), ep.timeout_s)
+        except TierFailure:
+            await _close(response)
+            raise
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            await _close(response)
+            raise TierFailure("timeout", f"no first token within {ep.timeout_s:g}s",
+                              retryable=isinstance(exc, httpx.ConnectTimeout)) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            await _close(response)
+            raise TierFailure("connect", f"cannot reach {ep.base_url}: {type(exc).__name__}",
+                              retryable=response is None) from None
+        assert response is not None
+        return OpenStream(ep.tier, ep.model, first, [], ep.simulated, lines, response)
+
+
+async def _close(response: httpx.Response | None) -> None:
+    if response is not None:
+        await response.aclose()
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

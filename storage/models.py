@@ -1,0 +1,115 @@
+"""Tables: routing decisions, operator reviews, policy versions and activations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Decision(SQLModel, table=True):
+    """One routed turn (or one refused request), written by the engine."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        Index("ix_decisions_created_at", "created_at"),
+        Index("ix_decisions_conversation", "conversation_id", "turn"),
+        Index("ix_decisions_policy_created", "policy_name", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    request_id: str = Field(max_length=64)
+    conversation_id: str | None = Field(default=None, max_length=64)
+    turn: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    source: str = Field(max_length=16)  # playground | api
+    stream: bool = False
+
+    policy_name: str | None = Field(default=None, max_length=128)
+    policy_version: int | None = None
+
+    task: str | None = Field(default=None, max_length=32)
+    confidence: float | None = None
+    task_probs: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))
+    complexity: float | None = None
+    complexity_dims: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))
+    classifier_backend: str | None = Field(default=None, max_length=32)
+
+    rule: str | None = Field(default=None, max_length=128)
+    pinned_tier: str | None = Field(default=None, max_length=128)
+    routed_tier: str | None = Field(default=None, max_length=128)  # what the policy chose
+    tier: str | None = Field(default=None, max_length=128)  # what answered
+    model: str | None = Field(default=None, max_length=256)
+    fallback: bool = False
+    attempts: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+    status: str = Field(max_length=16)  # ok | error
+    http_status: int = 200
+    error: str | None = None
+
+    classify_ms: float | None = None
+    route_ms: float | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    usage_estimated: bool = False
+    cost_usd: float | None = None
+    baseline_tier: str | None = Field(default=None, max_length=128)
+    baseline_cost_usd: float | None = None
+
+    prompt: str | None = None  # the latest user turn
+    prompt_chars: int | None = None
+    response: str | None = None  # the answer, truncated
+
+
+class Review(SQLModel, table=True):
+    """An operator's verdict on one decision."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_decision", "decision_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: str = Field(foreign_key="decisions.id", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    verdict: str = Field(max_length=16)  # correct | misrouted | thumbs_up | thumbs_down
+    correct_task: str | None = Field(default=None, max_length=32)
+    correct_tier: str | None = Field(default=None, max_length=128)
+    note: str | None = None
+    reviewer: str | None = Field(default=None, max_length=128)
+
+
+class PolicyVersion(SQLModel, table=True):
+    """An immutable policy document. Versions count up from 1 per name."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_policy_versions_name_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    version: int
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = Field(default=None, max_length=128)
+    comment: str | None = None
+
+
+class PolicyActivation(SQLModel, table=True):
+    """Append-only: the newest row per name is the active version."""
+
+    __tablename__ = "policy_activations"
+    __table_args__ = (Index("ix_policy_activations_name", "name", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    version: int
+    activated_at: datetime = Field(default_factory=utcnow)
+    activated_by: str | None = Field(default=None, max_length=128)
+    comment: str | None = None
