@@ -51,12 +51,17 @@ class RoutePlan:
     classify_ms: float
     route_ms: float = 0.0
     classifier_fallback: bool = False
+    answered_by: str | None = None  # set once a tier answers; differs from decision.tier after a fallback
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"x-router-tier": self.decision.tier, "x-router-task": self.prediction.task,
-                "x-router-decision-id": self.decision_id, "x-router-policy": f"{self.policy.name}"
-                f"@{self.policy_version}"}
+        tier = self.answered_by or self.decision.tier
+        headers = {"x-router-tier": tier, "x-router-task": self.prediction.task,
+                   "x-router-decision-id": self.decision_id,
+                   "x-router-policy": f"{self.policy.name}@{self.policy_version}"}
+        if tier != self.decision.tier:
+            headers["x-router-routed-tier"] = self.decision.tier
+        return headers
 
     def summary(self) -> dict[str, Any]:
         """The decision without an upstream call: what /v1/route returns."""
@@ -173,6 +178,7 @@ class Engine:
         except AllTiersFailed as exc:
             await self._finish(plan, self._failed(exc))
             raise self._upstream_error(exc, plan) from None
+        plan.answered_by = result.tier
         body = result.body
         body["model"] = result.model
         usage = body.get("usage") or {}
@@ -191,8 +197,8 @@ class Engine:
             raise self._upstream_error(exc, plan) from None
         outcome = Outcome(tier=opened.tier, model=opened.model, attempts=opened.attempts,
                           ttft_ms=(time.perf_counter() - plan.started) * 1000)
-        headers = {**plan.headers, "x-router-tier": opened.tier}
-        return StreamResult(plan, headers, self._relay(plan, opened, outcome))
+        plan.answered_by = opened.tier
+        return StreamResult(plan, plan.headers, self._relay(plan, opened, outcome))
 
     async def _relay(self, plan: RoutePlan, opened: Any, outcome: Outcome) -> AsyncIterator[bytes]:
         parts: list[str] = []

@@ -60,6 +60,10 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.engine.tiers.aclose()
+        self.close()
+
+    def close(self) -> None:
+        """Flush the decision log, stop the simulator, release the database."""
         self.engine.decision_log.close()
         if self.simulator is not None:
             self.simulator.stop()

@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from router.background import BackgroundServer
+
 MODES = ("ok", "error", "hang", "malformed", "drop")
 
 FILLER_TEXT = (
@@ -206,31 +208,7 @@ async def _stream(model: str, words: list[str], b: Behaviour, mode: str, complet
     yield b"data: [DONE]\n\n"
 
 
-class BackgroundServer:
-    """An ASGI app served by uvicorn on a loopback port, in a thread of its own."""
-
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        import threading
-
-        import uvicorn
-
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                     lifespan="off", access_log=False))
-        self._thread = threading.Thread(target=self._server.run, name="tier-simulator", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the tier simulator could not start on {host}:{port}")
-            time.sleep(0.01)
-        bound = self._server.servers[0].sockets[0].getsockname()
-        self.url = f"http://{host}:{bound[1]}"
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
-
-
 def start_simulator(host: str = "127.0.0.1", port: int = 0, default: Behaviour | None = None) -> BackgroundServer:
     """The built-in simulator for offline use; its OpenAI base URL is `.url + "/v1"`."""
-    return BackgroundServer(create_app(default or Behaviour(ttft_ms=150, tokens_per_s=60)), host, port)
+    app = create_app(default or Behaviour(ttft_ms=150, tokens_per_s=60))
+    return BackgroundServer(app, host, port, name="tier-simulator")

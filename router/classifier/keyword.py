@@ -162,6 +162,8 @@ class KeywordClassifier:
         if task == "Code Generation":
             dims["reasoning"] = max(dims["reasoning"], 0.3)
             dims["domain_knowledge"] = max(dims["domain_knowledge"], 0.3)
+        # Derivations and proofs need some originality even without creative-writing cues.
+        dims["creativity"] = max(dims["creativity"], 0.3 * dims["reasoning"])
         # Long prompts carry more constraints and domain detail than their cues show.
         length = min(1.0, len(turn) / 1500)
         dims["constraints"] = min(1.0, dims["constraints"] + 0.3 * length)

@@ -1,0 +1,151 @@
+"""Shared fixtures: a real simulator and API server on loopback, real SQLite files and
+a real Postgres (one schema per test, dropped afterwards)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from router.background import BackgroundServer
+from router.config import DEFAULT_CONFIG, Settings
+from router.runtime import Runtime, build_runtime
+from router.server import create_app
+from router.simulator import Behaviour
+from router.simulator import create_app as create_simulator
+from storage.db import make_engine
+from storage.queries import list_decisions
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+class Simulator:
+    def __init__(self) -> None:
+        self.server = BackgroundServer(create_simulator(Behaviour()), name="test-simulator")
+        self.url = self.server.url
+        self.base_url = self.url + "/v1"
+
+    def configure(self, default: dict[str, Any] | None = None, models: dict[str, dict[str, Any]] | None = None
+                  ) -> None:
+        body = {"default": default or {}, "models": models or {}}
+        httpx.put(f"{self.url}/sim/config", json=body).raise_for_status()
+
+    def stats(self) -> dict[str, int]:
+        return httpx.get(f"{self.url}/sim/stats").json()["requests"]
+
+    def reset(self) -> None:
+        self.configure()
+        httpx.delete(f"{self.url}/sim/stats").raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[Simulator]:
+    sim = Simulator()
+    yield sim
+    sim.server.stop()
+
+
+@pytest.fixture
+def simulator(simulator_server: Simulator) -> Iterator[Simulator]:
+    simulator_server.reset()
+    yield simulator_server
+    simulator_server.reset()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'router.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # the suite requires the local Postgres; fail loudly, never skip
+        raise RuntimeError(f"Postgres at {POSTGRES_URL} is required for these tests: {exc}") from exc
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+def write_config(tmp_path: Path, *, timeout_s: float = 2.0, max_retries: int = 1, **policy_overrides: Any) -> Path:
+    """The seed config with short tier timeouts, written to a temp file."""
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    for policy in raw["policies"]:
+        policy["tiers"] = {name: {**tier, "timeout_s": timeout_s, "max_retries": max_retries}
+                           for name, tier in raw["tiers"].items()}
+        if policy["name"] == raw["default_policy"]:
+            policy.update(policy_overrides)
+    path = tmp_path / "router.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def make_runtime(db_url: str, config: Path, simulator: Simulator, **settings: Any) -> Runtime:
+    base = Settings.from_env({"DATABASE_URL": db_url, "ROUTER_CONFIG": str(config),
+                              "ROUTER_POLICY_REFRESH_S": "0.2", "ROUTER_SIMULATOR": "off"})
+    fields = {**base.__dict__, **settings}
+    return build_runtime(Settings(**fields), environ={}, simulator_url=simulator.base_url)
+
+
+class Api:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.server = BackgroundServer(create_app(runtime), lifespan="on", name="test-api")
+        self.url = self.server.url
+        self.base_url = self.url + "/v1"
+
+    def openai(self, **kwargs: Any) -> Any:
+        from openai import OpenAI
+
+        return OpenAI(base_url=self.base_url, api_key="unused", max_retries=0, **kwargs)
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every decision row, oldest first, read on a fresh engine: what is committed."""
+        engine = make_engine(self.runtime.db.url.render_as_string(hide_password=False))
+        try:
+            return [d.model_dump() for d in list_decisions(engine, limit=10_000, newest_first=False)]
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path, simulator: Simulator) -> Iterator[Any]:
+    made: list[Api] = []
+
+    def make(db_url: str, **config: Any) -> Api:
+        runtime = make_runtime(db_url, write_config(tmp_path, **config), simulator)
+        api = Api(runtime)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.server.stop()
+        api.runtime.close()
+
+
+@pytest.fixture
+def api(api_factory: Any, database_url: str) -> Api:
+    return api_factory(database_url)
+
+
+@pytest.fixture
+def sqlite_api(api_factory: Any, sqlite_url: str) -> Api:
+    return api_factory(sqlite_url)
