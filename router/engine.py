@@ -300,16 +300,20 @@ class Engine:
     async def _finish(self, plan: RoutePlan, outcome: Outcome) -> None:
         if outcome.status == "ok" and outcome.tier is not None:
             self._remember_tier(plan.conversation_id, outcome.tier)
-        future = self._submit(self._record(plan, outcome))
+        await self._commit(self._record(plan, outcome))
+
+    async def _commit(self, record: dict[str, Any]) -> None:
+        """Queue the row and wait for its commit, up to the durability timeout."""
+        future = self._submit(record)
         if future is None:
             return
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.durability_timeout_s)
         except TimeoutError:
             log.warning("decision %s not committed within %.1fs; it stays buffered",
-                        plan.decision_id, self.durability_timeout_s)
+                        record["id"], self.durability_timeout_s)
         except LogBufferFull as exc:
-            log.error("decision %s not logged: %s", plan.decision_id, exc)
+            log.error("decision %s not logged: %s", record["id"], exc)
 
     def _submit(self, record: dict[str, Any]) -> Any:
         future = self.decision_log.submit(record)
@@ -318,11 +322,11 @@ class Engine:
             return None
         return future
 
-    def log_rejected(self, error: APIError, *, source: str, stream: bool = False, request_id: str | None = None,
-                     policy: str | None = None) -> str:
+    async def log_rejected(self, error: APIError, *, source: str, stream: bool = False,
+                           request_id: str | None = None, policy: str | None = None) -> str:
         """Record a request refused before routing; returns the decision id."""
         decision_id = uuid.uuid4().hex
-        self._submit({
+        await self._commit({
             "id": decision_id, "request_id": request_id or decision_id, "source": source, "stream": stream,
             "policy_name": policy, "status": "error", "http_status": error.status,
             "error": f"{error.code or error.type}: {error.message}"[:2000],

@@ -7,6 +7,7 @@ previous turn's tier; everything else (storage, activation) lives elsewhere.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,9 @@ class Policy(_Strict):
         return yaml.safe_dump(self.to_document(), sort_keys=False, allow_unicode=True)
 
 
+_NAMED_FIELD = re.compile(r"^([A-Za-z_][\w.\-]*): ")
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(document)"
 
@@ -160,6 +164,11 @@ def parse_policy(document: Any) -> Policy:
         first = exc.errors()[0]
         path = _field_path(first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
+        # Cross-field checks run on the whole document and put the field in the message.
+        named = _NAMED_FIELD.match(msg)
+        if named:
+            path = f"{path}.{named[1]}" if first["loc"] else named[1]
+            msg = msg[named.end():]
         if first["type"] == "extra_forbidden":
             msg = "unknown field"
         elif first["type"] == "missing":

@@ -85,7 +85,7 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
             if "x-router-decision-id" not in err.headers:  # refused before routing: log it here
                 fields = body if isinstance(body, dict) else {}
                 policy = (fields.get("router") or {}).get("policy") if isinstance(fields.get("router"), dict) else None
-                err.headers["x-router-decision-id"] = r.engine.log_rejected(
+                err.headers["x-router-decision-id"] = await r.engine.log_rejected(
                     err, source="api", stream=fields.get("stream") is True,
                     policy=policy if isinstance(policy, str) else None)
             return error_response(err)

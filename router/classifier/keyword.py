@@ -38,7 +38,8 @@ TASK_CUES: dict[str, list[tuple[re.Pattern[str], float]]] = {
     "Closed QA": _cues(
         (r"\b(based on|according to|given (the|this) (text|passage|context|article)|from the (text|passage))\b",
          2.5),
-        (r"に基づいて|によると|次の文章|本文", 2.5),
+        (r"に基づいて|によると", 2.5),
+        (r"次の文章|本文", 1.0),
     ),
     "Summarization": _cues(
         (r"\b(summari[sz]e|summary|tl;?dr|key points|condense|recap|gist)\b", 2.5),

@@ -1,0 +1,129 @@
+"""Policy schema, validation messages that name the field, and pure rule evaluation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from router.classifier.prediction import TASK_LABELS, Prediction
+from router.config import DEFAULT_CONFIG, load_seed
+from router.policy import CONFIDENCE_FLOOR, DEFAULT, PolicyError, decide, diff_policies, parse_policy, parse_policy_yaml
+
+SEED = load_seed(DEFAULT_CONFIG)
+POLICY = SEED.policies["task-complexity"]
+DOC = POLICY.to_document()
+
+
+def prediction(task: str, complexity: float = 0.1, confidence: float = 0.9) -> Prediction:
+    rest = (1 - confidence) / (len(TASK_LABELS) - 1)
+    probs = {label: (confidence if label == task else rest) for label in TASK_LABELS}
+    return Prediction(task, probs, complexity, {}, "test")
+
+
+def test_seed_reproduces_the_blueprint_tiers() -> None:
+    assert SEED.default_policy == "task-complexity"
+    assert set(POLICY.tiers) == {"nemotron-super-49b", "llama-3-70b", "llama-3-8b"}
+    assert POLICY.tiers["nemotron-super-49b"].model == "nvidia/llama-3.3-nemotron-super-49b-v1"
+    assert all(t.price_in > 0 and t.price_out > 0 for t in POLICY.tiers.values())
+    assert POLICY.baseline == "llama-3-70b"
+
+
+@pytest.mark.parametrize(("task", "complexity", "tier", "rule"), [
+    ("Code Generation", 0.1, "llama-3-8b", "easy-code"),
+    ("Code Generation", 0.3, "nemotron-super-49b", "code-reasoning"),
+    ("Open QA", 0.2, "llama-3-70b", "qa-creative"),
+    ("Text Generation", 0.2, "llama-3-70b", "qa-creative"),
+    ("Rewrite", 0.1, "llama-3-8b", "light-edits"),
+    ("Summarization", 0.39, "llama-3-8b", "light-edits"),
+    ("Summarization", 0.4, "nemotron-super-49b", "hard-anything"),  # hard anything -> 49B, first match wins
+    ("Other", 0.1, "llama-3-70b", DEFAULT),
+])
+def test_first_matching_rule_wins(task: str, complexity: float, tier: str, rule: str) -> None:
+    decision = decide(prediction(task, complexity), POLICY)
+    assert (decision.tier, decision.rule) == (tier, rule)
+
+
+def test_confidence_floor_keeps_the_previous_tier_or_uses_the_default() -> None:
+    unsure = prediction("Code Generation", 0.1, confidence=0.2)
+    assert decide(unsure, POLICY, previous_tier="nemotron-super-49b").tier == "nemotron-super-49b"
+    d = decide(unsure, POLICY)
+    assert (d.tier, d.rule) == ("llama-3-70b", CONFIDENCE_FLOOR)
+    assert decide(unsure, POLICY, previous_tier="retired-tier").tier == "llama-3-70b"
+    assert decide(prediction("Code Generation", 0.1, confidence=0.35), POLICY).rule == "easy-code"
+
+
+def test_decide_is_pure() -> None:
+    p = prediction("Rewrite")
+    assert decide(p, POLICY) == decide(p, POLICY)
+    assert POLICY.to_document() == DOC
+
+
+def test_tier_chain_and_lookup() -> None:
+    assert POLICY.tier_chain("llama-3-8b") == ["llama-3-8b", "llama-3-70b", "nemotron-super-49b"]
+    assert POLICY.tier_chain("llama-3-70b") == ["llama-3-70b", "nemotron-super-49b", "llama-3-8b"]
+    assert POLICY.find_tier("meta/llama3-8b-instruct") == "llama-3-8b"
+    assert POLICY.find_tier("llama-3-8b") == "llama-3-8b"
+    assert POLICY.find_tier("gpt-4") is None
+
+
+def broken(path: list, value: object) -> dict:
+    doc = copy.deepcopy(DOC)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize(("doc", "field", "message"), [
+    (broken(["rules", 1, "tier"], "llama-9"), "rules.1.tier", "unknown tier 'llama-9'"),
+    (broken(["default_tier"], "nope"), "default_tier", "unknown tier 'nope'"),
+    (broken(["default_tier"], KeyError), "default_tier", "field required"),
+    (broken(["rules", 0, "complexity"], {"min": 0.8, "max": 0.2}), "rules.0.complexity",
+     "min (0.8) is greater than max (0.2)"),
+    (broken(["rules", 0, "complexity"], {"min": 1.5}), "rules.0.complexity.min", "less than or equal to 1"),
+    (broken(["rules", 3, "tasks"], ["Open QA", "Poetry"]), "rules.3", "unknown task label(s) ['Poetry']"),
+    (broken(["rules", 0], {"name": "empty", "tier": "llama-3-8b"}), "rules.0", "needs tasks, a complexity range"),
+    (broken(["tiers", "llama-3-8b", "price_in"], -1), "tiers.llama-3-8b.price_in", "greater than or equal to 0"),
+    (broken(["tiers", "llama-3-8b", "base_url"], "ftp://x"), "tiers.llama-3-8b", "http:// or https://"),
+    (broken(["tiers", "llama-3-8b", "colour"], "red"), "tiers.llama-3-8b.colour", "unknown field"),
+    (broken(["confidence_floor"], 2), "confidence_floor", "less than or equal to 1"),
+    (broken(["fallback_order"], ["llama-3-8b", "llama-3-8b"]), "fallback_order", "listed twice"),
+    (broken(["fallback_order"], ["gpt"]), "fallback_order.0", "unknown tier 'gpt'"),
+    (broken(["name"], "has spaces"), "name", "String should match pattern"),
+    (broken(["tiers"], {}), "tiers", "at least one tier"),
+])
+def test_validation_names_the_bad_field(doc: dict, field: str, message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(doc)
+    assert info.value.field == field
+    assert message in str(info.value)
+    assert str(info.value).startswith(field)
+
+
+def test_yaml_errors_say_where() -> None:
+    with pytest.raises(PolicyError, match=r"invalid YAML at line 2"):
+        parse_policy_yaml("name: x\ntiers: {a: [1}\nrules: []\n")
+    with pytest.raises(PolicyError, match="a policy must be a mapping"):
+        parse_policy_yaml("- just\n- a list\n")
+    assert parse_policy_yaml(POLICY.to_yaml()) == POLICY
+
+
+def test_diff_shows_changed_lines_only() -> None:
+    changed = parse_policy(broken(["default_tier"], "llama-3-8b"))
+    diff = diff_policies(POLICY, changed, old_label="v1", new_label="v2")
+    assert "-default_tier: llama-3-70b" in diff and "+default_tier: llama-3-8b" in diff
+    assert diff_policies(POLICY, POLICY) == ""
+
+
+def test_seed_file_errors_name_file_and_field(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_CONFIG.read_text().replace("default_tier: llama-3-70b", "default_tier: llama-2", 1))
+    with pytest.raises(PolicyError, match=r"bad.yaml: policies\[0\]\.default_tier: unknown tier 'llama-2'"):
+        load_seed(bad)
+    with pytest.raises(PolicyError, match="config file not found"):
+        load_seed(tmp_path / "missing.yaml")

@@ -1,0 +1,185 @@
+"""Storage on real SQLite files and the local Postgres: migrations, immutable policy
+versions with activation and rollback, and the group-commit decision log."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from concurrent.futures import wait
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from router import policy_admin
+from router.config import DEFAULT_CONFIG, load_seed
+from router.policy import PolicyError
+from storage import policies as store
+from storage.db import describe, make_engine, migrate
+from storage.decision_log import DecisionLog, LogBufferFull
+from storage.policies import PolicyNotFound
+from storage.queries import get_decision, list_decisions
+
+SEED = load_seed(DEFAULT_CONFIG)
+DOC = SEED.policies["task-complexity"].to_document()
+
+
+@pytest.fixture
+def db(database_url: str):
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+def row(**fields) -> dict:
+    return {"id": uuid.uuid4().hex, "request_id": "r", "source": "api", "status": "ok", **fields}
+
+
+def test_migrations_create_every_table_and_are_idempotent(db) -> None:
+    migrate(db)  # a second run is a no-op
+    tables = set(inspect(db).get_table_names())
+    assert {"decisions", "reviews", "policy_versions", "policy_activations", "alembic_version"} <= tables
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+
+
+def test_versions_are_immutable_and_numbered(db) -> None:
+    v1 = policy_admin.save(db, DOC, created_by="ana", comment="first")
+    changed = {**DOC, "default_tier": "llama-3-8b"}
+    v2 = policy_admin.save(db, changed, created_by="bo")
+    assert (v1.version, v2.version) == (1, 2)
+    assert store.get_version(db, "task-complexity", 1).document == DOC  # v1 untouched
+    assert [v.created_by for v in store.list_versions(db, "task-complexity")] == ["ana", "bo"]
+    assert "+default_tier: llama-3-8b" in policy_admin.diff(db, "task-complexity", 1, 2)
+
+
+def test_invalid_documents_never_reach_the_database(db) -> None:
+    with pytest.raises(PolicyError, match="default_tier"):
+        policy_admin.save(db, {**DOC, "default_tier": "nope"})
+    assert store.policy_names(db) == []
+
+
+def test_activate_and_roll_back(db) -> None:
+    policy_admin.save(db, DOC, activate=True)
+    policy_admin.save(db, {**DOC, "default_tier": "llama-3-8b"}, activate=True)
+    policy_admin.save(db, {**DOC, "default_tier": "nemotron-super-49b"})  # saved, not active
+    assert store.active_versions(db) == {"task-complexity": 2}
+    marker = store.activation_marker(db)
+    rolled = policy_admin.rollback(db, "task-complexity", by="ops")
+    assert rolled.version == 1 and store.active_versions(db) == {"task-complexity": 1}
+    assert store.activation_marker(db) > marker
+    history = store.activation_history(db, "task-complexity")
+    assert [h.version for h in history] == [1, 2, 1] and history[0].comment == "rollback from v2"
+    policy_admin.activate(db, "task-complexity", 3)
+    assert store.active_versions(db) == {"task-complexity": 3}
+    with pytest.raises(PolicyNotFound, match="no version 9"):
+        policy_admin.activate(db, "task-complexity", 9)
+
+
+def test_rollback_needs_an_earlier_version(db) -> None:
+    policy_admin.save(db, DOC, activate=True)
+    with pytest.raises(PolicyNotFound, match="no earlier active version"):
+        policy_admin.rollback(db, "task-complexity")
+
+
+def test_seed_only_adds_unknown_names(db) -> None:
+    docs = {n: p.to_document() for n, p in SEED.policies.items()}
+    assert sorted(store.seed(db, docs)) == ["economy", "task-complexity"]
+    policy_admin.save(db, {**DOC, "default_tier": "llama-3-8b"}, activate=True)
+    assert store.seed(db, docs) == []
+    assert store.active_versions(db) == {"economy": 1, "task-complexity": 2}
+
+
+def test_decision_log_group_commits_and_resolves_futures(db) -> None:
+    log = DecisionLog(db)
+    try:
+        futures = [log.submit(row(task_probs={"Open QA": 1.0}, attempts=[{"tier": "a"}])) for _ in range(300)]
+        wait(futures, timeout=20)
+        assert all(f.done() and f.exception() is None for f in futures)
+        stats = log.stats()
+        assert stats.written == 300 and stats.batches < 300  # grouped
+        rows = list_decisions(db, limit=1000)
+        assert len(rows) == 300 and rows[0].task_probs == {"Open QA": 1.0}
+    finally:
+        log.close()
+    with pytest.raises(ValueError, match="unknown decision field"):
+        DecisionLog(db).submit(row(colour="red"))
+
+
+def test_decision_log_close_flushes(db) -> None:
+    log = DecisionLog(db)
+    ids = [log.submit(row()) for _ in range(50)]
+    log.close()
+    assert all(f.done() for f in ids)
+    assert len(list_decisions(db, limit=100)) == 50
+
+
+def test_database_outage_buffers_and_writes_later(tmp_path) -> None:
+    path = tmp_path / "outage.db"
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05, "check_same_thread": False})
+    migrate(engine)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # the database refuses writes until released
+    log = DecisionLog(engine, retry_s=0.05, max_buffer=20)
+    try:
+        futures = [log.submit(row()) for _ in range(5)]
+        time.sleep(0.5)
+        stats = log.stats()
+        assert not stats.healthy and stats.failures > 0 and "locked" in stats.last_error
+        assert not any(f.done() for f in futures)
+        many = [log.submit(row()) for _ in range(40)]
+        refused = [f for f in many if f.done() and isinstance(f.exception(), LogBufferFull)]
+        assert refused, "a full buffer refuses rows and says so"
+        locker.execute("ROLLBACK")
+        wait(futures, timeout=10)
+        assert all(f.exception() is None for f in futures)
+        kept = [f for f in many if f not in refused]
+        wait(kept, timeout=10)
+        assert log.stats().healthy
+        assert len(list_decisions(engine, limit=1000)) == len(futures) + len(kept)
+    finally:
+        locker.close()
+        log.close()
+        engine.dispose()
+
+
+def test_a_batch_committed_before_a_retry_is_not_duplicated(db) -> None:
+    first = row()
+    log = DecisionLog(db)
+    try:
+        log.submit(first).result(10)
+        log._write([first, row()])  # the same row again, as after a lost commit acknowledgement
+        assert len(list_decisions(db, limit=10)) == 2
+        assert get_decision(db, first["id"]) is not None
+    finally:
+        log.close()
+
+
+def test_describe_hides_credentials() -> None:
+    assert describe(make_engine("postgresql+psycopg://u:secret@db.example:5433/routes")) == \
+        "Postgres db.example:5433/routes"
+    with pytest.raises(ValueError, match="unsupported database 'mysql'"):
+        make_engine("mysql://x@y/z")
+
+
+def test_concurrent_submitters(db) -> None:
+    log = DecisionLog(db)
+    futures = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(50):
+            f = log.submit(row())
+            with lock:
+                futures.append(f)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait(futures, timeout=20)
+    log.close()
+    assert len(list_decisions(db, limit=1000)) == 200
