@@ -7,6 +7,7 @@ after that the client has seen tokens and a failure is reported, not hidden.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -155,17 +156,24 @@ def _status_failure(response: httpx.Response, body: bytes) -> TierFailure:
 
 class TierClient:
     def __init__(self, *, simulator_url: str | None = None, environ: Mapping[str, str] | None = None,
-                 max_connections: int = 512, retry_backoff_s: float = 0.05) -> None:
+                 max_connections: int = 512, pools: int = 8, retry_backoff_s: float = 0.05) -> None:
         self.simulator_url = simulator_url
         self.environ = environ if environ is not None else os.environ
         self.retry_backoff_s = retry_backoff_s
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            timeout=httpx.Timeout(60.0),
-        )
+        # httpcore scans every pooled connection on each request, so one big pool costs O(concurrency)
+        # per request; several small pools, used in turn, keep that scan short.
+        per_pool = max(1, max_connections // pools)
+        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
+        self._pools = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) for _ in range(pools)]
+        self._next_pool = itertools.cycle(self._pools)
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        return next(self._next_pool)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
     def endpoint(self, name: str, tier: Tier) -> Endpoint:
         return resolve_endpoint(name, tier, self.simulator_url, self.environ)
@@ -223,7 +231,7 @@ class TierClient:
         if ep.api_key:
             headers["authorization"] = f"Bearer {ep.api_key}"
         timeout = httpx.Timeout(ep.timeout_s, connect=min(5.0, ep.timeout_s))
-        return self._http.build_request("POST", f"{ep.base_url}/chat/completions", content=orjson.dumps(body),
+        return self._pools[0].build_request("POST", f"{ep.base_url}/chat/completions", content=orjson.dumps(body),
                                         headers=headers, extensions={"timeout": timeout.as_dict()})
 
     async def _post_json(self, ep: Endpoint, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmarks: processes on loopback, percentiles, a bench config."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPTS = [
+    "Write a Python function that merges two sorted lists",
+    "What is the capital of France?",
+    "Summarize the following meeting notes: we agreed to ship on Friday and to review the budget.",
+    "Rewrite this paragraph in a more formal tone: hey folks, the build is broken again",
+    "Prove step by step that the algorithm is optimal and analyze the trade-offs of a distributed approach",
+    "Pythonでソートアルゴリズムを実装して",
+    "Give me 10 ideas for a team offsite",
+    "Hello! How are you today?",
+]
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout_s}s")
+
+
+def start(args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
+                            stderr=subprocess.STDOUT)
+
+
+def bench_config(path: Path, simulator_url: str) -> Path:
+    """The seed policies with every tier pointed at one external simulator, no keys."""
+    raw = yaml.safe_load((ROOT / "config" / "router.yaml").read_text())
+    tiers = {name: {**tier, "base_url": simulator_url, "api_key_env": None} for name, tier in raw["tiers"].items()}
+    for policy in raw["policies"]:
+        policy["tiers"] = tiers
+    raw["tiers"] = tiers
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
