@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from router.chat_request import ROUTER_MODEL, ChatRequest
 from router.classifier import Classifier, KeywordClassifier, Prediction
 from router.errors import APIError
@@ -98,9 +96,12 @@ class Outcome:
 
 @dataclass
 class StreamResult:
+    """Chunks in OpenAI's chat.completion.chunk shape; an {"error": ...} item ends a failed
+    stream. When iteration ends normally the decision row is already committed."""
+
     plan: RoutePlan
     headers: dict[str, str]
-    body: AsyncIterator[bytes]
+    chunks: AsyncIterator[dict[str, Any]]
 
 
 class Engine:
@@ -200,7 +201,7 @@ class Engine:
         plan.answered_by = opened.tier
         return StreamResult(plan, plan.headers, self._relay(plan, opened, outcome))
 
-    async def _relay(self, plan: RoutePlan, opened: Any, outcome: Outcome) -> AsyncIterator[bytes]:
+    async def _relay(self, plan: RoutePlan, opened: Any, outcome: Outcome) -> AsyncIterator[dict[str, Any]]:
         parts: list[str] = []
         usage: dict[str, Any] = {}
         done = False
@@ -211,7 +212,7 @@ class Engine:
                         usage = c["usage"]
                         if not c.get("choices"):
                             if plan.request.include_usage:
-                                yield _sse(c)
+                                yield c
                             continue
                         if not plan.request.include_usage:
                             c = {k: v for k, v in c.items() if k != "usage"}
@@ -219,13 +220,12 @@ class Engine:
                         content = (choice.get("delta") or {}).get("content")
                         if content:
                             parts.append(content)
-                    yield _sse(c)
+                    yield c
             text = "".join(parts)
             outcome.response = text
             self._usage(outcome, plan.request, usage.get("prompt_tokens"), usage.get("completion_tokens"), text)
             done = True
             await self._finish(plan, outcome)
-            yield b"data: [DONE]\n\n"
         except TierFailure as exc:
             outcome.status, outcome.http_status = "error", 502
             outcome.error = f"{opened.tier}: {exc} after {len(parts)} chunks"
@@ -237,7 +237,7 @@ class Engine:
             await self._finish(plan, outcome)
             err = APIError(502, f"the tier stopped mid-answer: {outcome.error}", type="upstream_error",
                            code="stream_interrupted")
-            yield _sse(err.to_dict())
+            yield err.to_dict()
         finally:
             if not done:  # the client went away before the end
                 outcome.status, outcome.http_status = "error", 499
@@ -346,10 +346,6 @@ async def _once(item: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
 
 def _chain_first(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> list[AsyncIterator[dict[str, Any]]]:
     return [_once(first), rest]
-
-
-def _sse(obj: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
 def _message_text(body: dict[str, Any]) -> str:

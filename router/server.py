@@ -59,6 +59,15 @@ async def read_json(request: Request, limit: int) -> Any:
         raise invalid(f"request body is not valid JSON: {exc}") from None
 
 
+async def sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Server-sent events; [DONE] only after a stream that ended well (its row is committed by then)."""
+    async for chunk in chunks:
+        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        if "error" in chunk:
+            return
+    yield b"data: [DONE]\n\n"
+
+
 def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], Runtime] = build_runtime
                ) -> Starlette:
     """The API app. Pass a runtime to share one (tests, the console); otherwise one is
@@ -77,7 +86,7 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
             req.request_id = request.headers.get("x-request-id") or None
             if req.stream:
                 result = await r.engine.stream(req)
-                return StreamingResponse(result.body, media_type="text/event-stream",
+                return StreamingResponse(sse(result.chunks), media_type="text/event-stream",
                                          headers={**result.headers, "cache-control": "no-cache"})
             payload, plan = await r.engine.complete(req)
             return json_response(payload, headers=plan.headers)

@@ -84,11 +84,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
 
 
-def write_config(tmp_path: Path, *, timeout_s: float = 2.0, max_retries: int = 1, **policy_overrides: Any) -> Path:
-    """The seed config with short tier timeouts, written to a temp file."""
+def write_config(tmp_path: Path, *, timeout_s: float = 2.0, max_retries: int = 1, base_url: str | None = None,
+                 **policy_overrides: Any) -> Path:
+    """The seed config with short tier timeouts (and, given base_url, every tier there
+    with no key), written to a temp file."""
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    endpoint = {"base_url": base_url, "api_key_env": None} if base_url else {}
     for policy in raw["policies"]:
-        policy["tiers"] = {name: {**tier, "timeout_s": timeout_s, "max_retries": max_retries}
+        policy["tiers"] = {name: {**tier, "timeout_s": timeout_s, "max_retries": max_retries, **endpoint}
                            for name, tier in raw["tiers"].items()}
         if policy["name"] == raw["default_policy"]:
             policy.update(policy_overrides)

@@ -1,0 +1,100 @@
+"""Fill a database with synthetic decisions (and some reviews) for load-testing the
+console's pages. Rows are routed by the real seed policy and keyword classifier, so
+their tiers, rules and costs are what the router would have logged.
+
+Usage: DATABASE_URL=sqlite:///big.db python bench/seed_decisions.py --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import Engine, insert
+
+from bench.common import PROMPTS
+from router.classifier import KeywordClassifier
+from router.config import DEFAULT_CONFIG, load_seed
+from router.policy import decide
+from storage import policies as policy_store
+from storage.db import make_engine, migrate
+from storage.models import Decision, Review
+
+
+def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: int = 7) -> None:
+    rng = random.Random(rng_seed)
+    config = load_seed(DEFAULT_CONFIG)
+    policy_store.seed(engine, {name: p.to_document() for name, p in config.policies.items()})
+    policy = config.policies[config.default_policy]
+    predictions = KeywordClassifier().classify(PROMPTS)
+    now = datetime.now(UTC)
+    rows, ids = [], []
+    for i in range(n):
+        k = rng.randrange(len(PROMPTS))
+        p = predictions[k]
+        d = decide(p, policy)
+        failed = rng.random() < 0.01
+        fell_back = not failed and rng.random() < 0.03
+        tier = None if failed else (policy.tier_chain(d.tier)[1] if fell_back else d.tier)
+        pt, ct = rng.randint(20, 800), rng.randint(20, 600)
+        decision_id = uuid.uuid4().hex
+        ids.append((decision_id, p.task, d.tier))
+        rows.append({
+            "id": decision_id, "request_id": decision_id, "conversation_id": uuid.uuid4().hex[:24], "turn": 1,
+            "created_at": now - timedelta(seconds=rng.uniform(0, days * 86400)),
+            "source": "api" if rng.random() < 0.8 else "playground", "stream": rng.random() < 0.5,
+            "policy_name": policy.name, "policy_version": 1, "task": p.task, "confidence": p.confidence,
+            "task_probs": p.probabilities, "complexity": p.complexity, "complexity_dims": p.dimensions,
+            "classifier_backend": "keyword", "rule": d.rule, "routed_tier": d.tier, "tier": tier,
+            "model": policy.tiers[tier].model if tier else None, "fallback": fell_back,
+            "attempts": [{"tier": d.tier, "try_no": 1, "outcome": "status" if failed else "ok", "ms": 100.0}],
+            "status": "error" if failed else "ok", "http_status": 502 if failed else 200,
+            "error": "every tier failed (synthetic)" if failed else None,
+            "classify_ms": rng.uniform(0.05, 0.3), "route_ms": rng.uniform(0.1, 0.5),
+            "ttft_ms": rng.uniform(80, 900), "total_ms": rng.uniform(300, 6000),
+            "prompt_tokens": pt, "completion_tokens": ct, "usage_estimated": False,
+            "cost_usd": policy.tiers[tier].cost_usd(pt, ct) if tier else None,
+            "baseline_tier": policy.baseline, "baseline_cost_usd": policy.tiers[policy.baseline].cost_usd(pt, ct),
+            "prompt": PROMPTS[k], "prompt_chars": len(PROMPTS[k]), "response": "synthetic answer",
+        })
+    table = Decision.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        for start in range(0, n, 5000):
+            conn.execute(insert(table), rows[start:start + 5000])
+        review_rows = []
+        for decision_id, task, tier in rng.sample(ids, min(reviews, n)):
+            r = rng.random()
+            if r < 0.6:
+                review_rows.append({"decision_id": decision_id, "verdict": "correct", "created_at": now})
+            elif r < 0.8:
+                review_rows.append({"decision_id": decision_id, "verdict": "misrouted", "created_at": now,
+                                    "correct_task": rng.choice(["Open QA", "Rewrite", "Code Generation"]),
+                                    "correct_tier": rng.choice(list(policy.tiers))})
+            else:
+                review_rows.append({"decision_id": decision_id, "verdict": rng.choice(["thumbs_up", "thumbs_down"]),
+                                    "created_at": now})
+        if review_rows:
+            conn.execute(insert(Review.__table__), review_rows)  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    args = parser.parse_args()
+    engine = make_engine()
+    migrate(engine)
+    start = time.perf_counter()
+    seed(engine, args.n)
+    print(f"seeded {args.n} decisions into {engine.url.render_as_string()} in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Costs and latency: requests and dollars per tier over time, routing by task, savings
+against the baseline tier, latency percentiles, error and fallback rates. Every figure
+comes from a SQL aggregate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages._shared import db, empty_state, engine, filters_bar, usd
+from storage.analytics import by_task, latency_percentiles, rates_by_tier, summary, tier_over_time
+
+engine()
+database = db()
+st.title("Costs and latency")
+
+f = filters_bar("costs")
+unit = st.radio("Bucket", ["hour", "day"], horizontal=True, key="costs_unit")
+totals = summary(database, f)
+if not totals["requests"]:
+    empty_state("No decisions in this range yet. Chat in the Playground or send requests to the API.")
+    st.stop()
+
+c = st.columns(5)
+c[0].metric("Requests", f"{totals['requests']:,}")
+c[1].metric("Cost", usd(totals["cost_usd"]))
+c[2].metric("All-to-baseline cost", usd(totals["baseline_cost_usd"]))
+c[3].metric("Saved", usd(totals["savings_usd"]), f"{totals['savings_pct']:.1f}%")
+c[4].metric("Errors / fallbacks", f"{totals['errors']:,} / {totals['fallbacks']:,}")
+
+over_time = pd.DataFrame(tier_over_time(database, f, unit))
+left, right = st.columns(2)
+left.plotly_chart(px.bar(over_time, x="bucket", y="requests", color="tier", title=f"Requests per tier per {unit}"),
+                  width="stretch", key="requests_chart")
+right.plotly_chart(px.bar(over_time, x="bucket", y="cost_usd", color="tier", title=f"Cost (USD) per tier per {unit}"),
+                   width="stretch", key="cost_chart")
+
+per_bucket = over_time.groupby("bucket", as_index=False)[["cost_usd", "baseline_cost_usd"]].sum()
+savings = go.Figure([
+    go.Scatter(x=per_bucket["bucket"], y=per_bucket["cost_usd"].cumsum(), name="actual", mode="lines+markers"),
+    go.Scatter(x=per_bucket["bucket"], y=per_bucket["baseline_cost_usd"].cumsum(), name="all to baseline tier",
+               mode="lines+markers"),
+])
+savings.update_layout(title="Cumulative cost: actual vs baseline (USD)")
+left, right = st.columns(2)
+left.plotly_chart(savings, width="stretch", key="savings_chart")
+tasks = pd.DataFrame(by_task(database, f))
+if not tasks.empty:
+    right.plotly_chart(px.bar(tasks, x="requests", y="task", color="tier", orientation="h",
+                              title="Routing by task"), width="stretch", key="task_chart")
+
+st.subheader("Latency per tier")
+frames = []
+for metric, label in (("classify_ms", "classify"), ("ttft_ms", "TTFT"), ("total_ms", "total")):
+    for row in latency_percentiles(database, metric, f):
+        frames.append({"tier": row["tier"], "metric": label, "n": row["n"], "p50": row["p50"], "p95": row["p95"],
+                       "p99": row["p99"]})
+latency = pd.DataFrame(frames)
+if latency.empty:
+    empty_state("No completed requests in this range.")
+else:
+    long = latency.melt(id_vars=["tier", "metric"], value_vars=["p50", "p95", "p99"], var_name="percentile",
+                        value_name="ms")
+    st.plotly_chart(px.bar(long, x="tier", y="ms", color="percentile", barmode="group", facet_col="metric",
+                           title="Latency percentiles (ms)"), width="stretch", key="latency_chart")
+    st.dataframe(latency.round(2), hide_index=True, width="stretch")
+
+rates = pd.DataFrame(rates_by_tier(database, f))
+if not rates.empty:
+    long_rates = rates.melt(id_vars=["tier", "requests"], value_vars=["error_rate", "fallback_rate"],
+                            var_name="rate", value_name="share")
+    st.plotly_chart(px.bar(long_rates, x="tier", y="share", color="rate", barmode="group",
+                           title="Error and fallback rates by routed tier"), width="stretch",
+                    key="rates_chart")
