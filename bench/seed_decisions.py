@@ -36,7 +36,7 @@ def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_see
     predictions = KeywordClassifier().classify(PROMPTS)
     now = datetime.now(UTC)
     rows, ids = [], []
-    for i in range(n):
+    for _ in range(n):
         k = rng.randrange(len(PROMPTS))
         p = predictions[k]
         d = decide(p, policy)
@@ -45,7 +45,7 @@ def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_see
         tier = None if failed else (policy.tier_chain(d.tier)[1] if fell_back else d.tier)
         pt, ct = rng.randint(20, 800), rng.randint(20, 600)
         decision_id = uuid.uuid4().hex
-        ids.append((decision_id, p.task, d.tier))
+        ids.append(decision_id)
         rows.append({
             "id": decision_id, "request_id": decision_id, "conversation_id": uuid.uuid4().hex[:24], "turn": 1,
             "created_at": now - timedelta(seconds=rng.uniform(0, days * 86400)),
@@ -69,7 +69,7 @@ def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_see
         for start in range(0, n, 5000):
             conn.execute(insert(table), rows[start:start + 5000])
         review_rows = []
-        for decision_id, task, tier in rng.sample(ids, min(reviews, n)):
+        for decision_id in rng.sample(ids, min(reviews, n)):
             r = rng.random()
             if r < 0.6:
                 review_rows.append({"decision_id": decision_id, "verdict": "correct", "created_at": now})
