@@ -70,7 +70,7 @@ def filters_bar(key: str, *, with_tier_task: bool = False) -> Filters:
     """Time range and policy (and optionally tier, task, status, source) filters."""
     database = db()
     cols = st.columns(6 if with_tier_task else 2)
-    label = cols[0].selectbox("Time range", list(RANGES), index=4, key=f"{key}_range")
+    label = cols[0].selectbox("Time range", list(RANGES), index=2, key=f"{key}_range")
     policy = cols[1].selectbox("Policy", ["All", *distinct_values(database, "policy_name")], key=f"{key}_policy")
     since = datetime.now(UTC) - RANGES[label] if RANGES[label] else None
     f = Filters(since=since, policy=None if policy == "All" else policy)

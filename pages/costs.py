@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages._shared import db, empty_state, engine, filters_bar, usd
-from storage.analytics import by_task, latency_percentiles, rates_by_tier, summary, tier_over_time
+from storage.analytics import by_policy_version, by_task, latency_percentiles, rates_by_tier, summary, tier_over_time
 
 engine()
 database = db()
@@ -29,6 +29,16 @@ c[1].metric("Cost", usd(totals["cost_usd"]))
 c[2].metric("All-to-baseline cost", usd(totals["baseline_cost_usd"]))
 c[3].metric("Saved", usd(totals["savings_usd"]), f"{totals['savings_pct']:.1f}%")
 c[4].metric("Errors / fallbacks", f"{totals['errors']:,} / {totals['fallbacks']:,}")
+
+versions = pd.DataFrame(by_policy_version(database, f))
+if not versions.empty:
+    st.subheader("By policy version")
+    versions["policy version"] = versions["policy"] + " v" + versions["version"].astype(str)
+    st.dataframe(versions[["policy version", "requests", "cost_usd", "baseline_cost_usd", "saved_pct", "first", "last"]]
+                 .round({"saved_pct": 1}), hide_index=True, width="stretch",
+                 column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
+                                "baseline_cost_usd": st.column_config.NumberColumn("baseline (USD)", format="%.6f"),
+                                "saved_pct": st.column_config.NumberColumn("saved %", format="%.1f")})
 
 over_time = pd.DataFrame(tier_over_time(database, f, unit))
 left, right = st.columns(2)

@@ -141,7 +141,12 @@ class Policy(_Strict):
         return None
 
     def to_document(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_defaults=False)
+        """Plain data, without empty optional fields (what is stored and shown as YAML)."""
+        document = self.model_dump(mode="json", exclude_none=True)
+        for rule in document["rules"]:
+            if not rule["tasks"]:
+                del rule["tasks"]
+        return document
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_document(), sort_keys=False, allow_unicode=True)

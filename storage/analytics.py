@@ -183,3 +183,18 @@ def replay_rows(engine: Engine, *, policy: str | None = None, limit: int = 1000)
     if policy is not None:
         query = query.where(D.policy_name == policy)
     return _rows(engine, query.order_by(D.created_at.desc()).limit(limit))
+
+
+def by_policy_version(engine: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
+    """Requests, cost and savings per policy version: how each edit paid off."""
+    query = f.apply(select(
+        D.policy_name.label("policy"), D.policy_version.label("version"), func.count().label("requests"),
+        func.coalesce(func.sum(D.cost_usd), 0.0).label("cost_usd"),
+        func.coalesce(func.sum(case((D.cost_usd.is_not(None), D.baseline_cost_usd))), 0.0).label("baseline_cost_usd"),
+        func.min(D.created_at).label("first"), func.max(D.created_at).label("last"),
+    ).where(D.policy_version.is_not(None)))
+    rows = _rows(engine, query.group_by(D.policy_name, D.policy_version).order_by(D.policy_name, D.policy_version))
+    for r in rows:
+        base = r["baseline_cost_usd"]
+        r["saved_pct"] = 100 * (base - r["cost_usd"]) / base if base else 0.0
+    return rows

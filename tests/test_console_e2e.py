@@ -1,0 +1,146 @@
+"""End to end: `streamlit run app.py` headless on 127.0.0.1 with no configuration
+(SQLite file, built-in classifier, built-in simulator), driven by Playwright in
+Debian's Chromium. Screenshots of every page go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from storage import policies as store
+from storage.db import make_engine
+from storage.queries import list_decisions
+from storage.reviews import reviews_for
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def console_url(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "ROUTER_CONFIG", "NVIDIA_API_KEY") and not k.startswith("ROUTER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/_stcore/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "streamlit did not come up in 60 s"
+            time.sleep(0.3)
+        yield url, f"sqlite:///{tmp_path / 'router.db'}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def send(page: Page, prompt: str, expected_lines: int) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(prompt)
+    box.press("Enter")
+    # The decision line appears under the answer once the stream has ended and its row is committed.
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="rule ")).to_have_count(expected_lines,
+                                                                                               timeout=30_000)
+
+
+def open_page(page: Page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    expect(page.get_by_role("heading", name=title, exact=True).first).to_be_visible(timeout=30_000)
+
+
+def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> None:
+    url, database_url = console_url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Playground")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("llama-3-8b (simulator)")).to_be_visible(timeout=30_000)
+
+        send(page, "Pythonでソートアルゴリズムを実装して", 1)
+        send(page, "このアルゴリズムの計算量を説明して", 2)
+        lines = page.get_by_test_id("stCaptionContainer").filter(has_text="rule ")
+        expect(lines.nth(0)).to_contain_text("Code Generation")
+        expect(lines.nth(0)).to_contain_text("llama-3-8b")
+        expect(lines.nth(1)).to_contain_text("Open QA")
+        expect(lines.nth(1)).to_contain_text("llama-3-70b")
+        expect(page.get_by_text("simulated answer from meta/llama3-70b-instruct")).to_be_visible()
+        page.locator('[data-testid="stFeedbackButton"][aria-label="Thumbs down"]').first.click()
+        expect(page.get_by_text("Thanks, recorded on the decision.")).to_be_visible(timeout=10_000)
+        shot(page, "playground")
+
+        engine = make_engine(database_url)
+        rows = list_decisions(engine, newest_first=False)
+        assert [(r.task, r.tier, r.source) for r in rows] == [("Code Generation", "llama-3-8b", "playground"),
+                                                              ("Open QA", "llama-3-70b", "playground")]
+        assert [r.verdict for r in reviews_for(engine, rows[0].id)] == ["thumbs_down"]
+
+        # Policies: send Open QA to the small tier, save and activate from the YAML editor.
+        open_page(page, "Policies")
+        page.get_by_role("tab", name="Edit as YAML").click()
+        area = page.get_by_label("Policy YAML")
+        expect(area).to_have_value(re.compile(r"name: qa-creative"), timeout=30_000)
+        original = area.input_value()
+        edited = original.replace("- name: qa-creative\n  tier: llama-3-70b", "- name: qa-creative\n  tier: llama-3-8b")
+        assert edited != original
+        area.fill(edited)
+        area.press("Control+Enter")
+        panel = page.get_by_role("tabpanel", name="Edit as YAML")
+        panel.get_by_text("Activate after saving").click()
+        panel.get_by_role("button", name="Save as new version").click()
+        expect(page.get_by_text("Saved task-complexity v2 and activated it.")).to_be_visible(timeout=30_000)
+        shot(page, "policies")
+        assert store.active_versions(engine)["task-complexity"] == 2
+
+        # The next turn routes under v2: QA now goes to the small tier.
+        open_page(page, "Playground")
+        send(page, "What is the capital of France?", 3)
+        expect(page.get_by_test_id("stCaptionContainer").filter(has_text="rule ").nth(2)).to_contain_text(
+            "llama-3-8b")
+        assert list_decisions(engine, limit=1)[0].policy_version == 2
+
+        open_page(page, "Misroutes")
+        expect(page.get_by_text("Review a decision")).to_be_visible()
+        shot(page, "misroutes")
+
+        open_page(page, "Costs and latency")
+        versions = page.get_by_test_id("stDataFrame").first
+        expect(versions).to_contain_text("task-complexity v2", timeout=30_000)
+        expect(versions).to_contain_text("task-complexity v1")
+        expect(page.get_by_text("Requests per tier per hour")).to_be_visible()
+        shot(page, "costs")
+        browser.close()
