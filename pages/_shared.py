@@ -3,7 +3,7 @@ and formatting. Everything here is presentation; the work happens in router/ and
 
 from __future__ import annotations
 
-import os
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -124,5 +124,21 @@ def empty_state(message: str) -> None:
     st.info(message, icon="ℹ️")
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+def require_operator() -> None:
+    """Guard a page that changes routing or records verdicts. With ROUTER_CONSOLE_PASSWORD
+    unset (the local-dev default) the page is open and says so."""
+    password = Settings.from_env().console_password
+    if password is None:
+        st.caption("Operator pages are open: the local-dev default. Set ROUTER_CONSOLE_PASSWORD to guard them.")
+        return
+    if st.session_state.get("operator"):
+        return
+    with st.form("operator_login"):
+        st.markdown("**Operator sign-in** is required for this page.")
+        entered = st.text_input("Operator password", type="password", key="operator_password")
+        if st.form_submit_button("Sign in"):
+            if hmac.compare_digest(entered.encode(), password.encode()):
+                st.session_state["operator"] = True
+                st.rerun()
+            st.error("Wrong password.")
+    st.stop()

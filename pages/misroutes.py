@@ -7,13 +7,14 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages._shared import db, decision_line, empty_state, engine, filters_bar
+from pages._shared import db, decision_line, empty_state, engine, filters_bar, require_operator
 from router.classifier import TASK_LABELS
 from storage.analytics import misroute_rate, review_queue, task_confusion, tier_confusion
 from storage.queries import get_decision
 from storage.reviews import ReviewError, add_review, reviewed_rows, reviews_for, to_csv, to_jsonl
 
 eng = engine()
+require_operator()
 database = db()
 st.title("Misroutes")
 

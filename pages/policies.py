@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from pages._shared import db, empty_state, engine, usd
+from pages._shared import db, empty_state, engine, require_operator, usd
 from router import policy_admin
 from router.classifier import TASK_LABELS
 from router.dry_run import replay
@@ -18,6 +18,7 @@ from storage.analytics import replay_rows
 from storage.policies import PolicyNotFound
 
 eng = engine()
+require_operator()
 database = db()
 st.title("Policies")
 

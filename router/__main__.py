@@ -1,4 +1,4 @@
-"""Command line: `python -m router serve | simulate | policy ...`."""
+"""Command line: `python -m router serve | simulate | policy ... | keys ...`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,29 @@ def _policy(args: argparse.Namespace) -> int:
     from router import policy_admin
 
     return policy_admin.main(args)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from storage.api_keys import ApiKeyError, create_key, list_keys, revoke_key
+    from storage.db import make_engine, migrate
+
+    db = make_engine()
+    migrate(db)
+    try:
+        if args.action == "create":
+            key, row = create_key(db, args.name)
+            print(f"created key {row.prefix}… for {row.name!r}; it is shown once, store it now:\n{key}")
+        elif args.action == "list":
+            for row in list_keys(db):
+                state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+                print(f"{row.prefix}…  {row.name}  created {row.created_at:%Y-%m-%d %H:%M}  {state}")
+        elif args.action == "revoke":
+            row = revoke_key(db, args.prefix)
+            print(f"revoked {row.prefix}… ({row.name})")
+    except ApiKeyError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("old", type=int)
     diff.add_argument("new", type=int)
     pol.set_defaults(func=_policy)
+
+    keys = sub.add_parser("keys", help="create, list and revoke client API keys (used with ROUTER_AUTH=keys)")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser("create", help="create a key; the plaintext is printed once")
+    create.add_argument("name", help="who uses the key")
+    keys_sub.add_parser("list", help="keys by prefix, with their state")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    keys.set_defaults(func=_keys)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -23,6 +23,9 @@ class Settings:
     max_body_bytes: int
     durability_timeout_s: float
     policy_refresh_s: float
+    auth: str  # off: no client keys (the local-dev default); keys: every API call needs a valid key
+    redact_prompts: bool  # store a hash and a length instead of prompt and answer text
+    console_password: str | None  # guards the console's policy and review pages
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -41,6 +44,12 @@ class Settings:
         simulator = env.get("ROUTER_SIMULATOR", "auto")
         if simulator not in ("auto", "off"):
             raise ValueError(f"ROUTER_SIMULATOR must be auto or off, got {simulator!r}")
+        auth = env.get("ROUTER_AUTH", "off")
+        if auth not in ("off", "keys"):
+            raise ValueError(f"ROUTER_AUTH must be off or keys, got {auth!r}")
+        redact = env.get("ROUTER_REDACT_PROMPTS", "0").lower()
+        if redact not in ("0", "1", "false", "true", "no", "yes"):
+            raise ValueError(f"ROUTER_REDACT_PROMPTS must be 0 or 1, got {redact!r}")
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             config_path=Path(env.get("ROUTER_CONFIG") or DEFAULT_CONFIG),
@@ -49,6 +58,9 @@ class Settings:
             max_body_bytes=number("ROUTER_MAX_BODY_BYTES", str(4 * 1024 * 1024), int),
             durability_timeout_s=number("ROUTER_DURABILITY_TIMEOUT_S", "5"),
             policy_refresh_s=number("ROUTER_POLICY_REFRESH_S", "1"),
+            auth=auth,
+            redact_prompts=redact in ("1", "true", "yes"),
+            console_password=env.get("ROUTER_CONSOLE_PASSWORD") or None,
         )
 
 

@@ -9,6 +9,7 @@ waiting longer than the durability timeout, in which case the row stays buffered
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
@@ -20,6 +21,7 @@ from typing import Any
 from router.chat_request import ROUTER_MODEL, ChatRequest
 from router.classifier import Classifier, KeywordClassifier, Prediction
 from router.errors import APIError
+from router.metrics import Metrics
 from router.policy import PINNED, Decision, Policy, decide
 from router.policy_registry import PolicyRegistry, UnknownPolicy
 from router.tiers import AllTiersFailed, Attempt, TierClient, TierFailure
@@ -106,13 +108,16 @@ class StreamResult:
 
 class Engine:
     def __init__(self, *, classifier: Classifier, registry: PolicyRegistry, tiers: TierClient,
-                 decision_log: DecisionLog, durability_timeout_s: float = 5.0) -> None:
+                 decision_log: DecisionLog, durability_timeout_s: float = 5.0,
+                 metrics: Metrics | None = None, redact_prompts: bool = False) -> None:
         self.classifier = classifier
         self.keyword = classifier if isinstance(classifier, KeywordClassifier) else KeywordClassifier()
         self.registry = registry
         self.tiers = tiers
         self.decision_log = decision_log
         self.durability_timeout_s = durability_timeout_s
+        self.metrics = metrics
+        self.redact_prompts = redact_prompts
         self.classifier_failures = 0
         self.last_classifier_error: str | None = None
         self._previous_tier: OrderedDict[str, str] = OrderedDict()
@@ -293,8 +298,10 @@ class Engine:
             "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
             "usage_estimated": outcome.usage_estimated, "cost_usd": cost,
             "baseline_tier": baseline, "baseline_cost_usd": baseline_cost,
-            "prompt": prompt[:MAX_PROMPT_CHARS], "prompt_chars": len(prompt),
-            "response": None if outcome.response is None else outcome.response[:MAX_RESPONSE_CHARS],
+            "prompt": None if self.redact_prompts else prompt[:MAX_PROMPT_CHARS],
+            "prompt_hash": hashlib.sha256(prompt.encode()).hexdigest(), "prompt_chars": len(prompt),
+            "response": None if outcome.response is None or self.redact_prompts
+            else outcome.response[:MAX_RESPONSE_CHARS],
         }
 
     async def _finish(self, plan: RoutePlan, outcome: Outcome) -> None:
@@ -316,6 +323,8 @@ class Engine:
             log.error("decision %s not logged: %s", record["id"], exc)
 
     def _submit(self, record: dict[str, Any]) -> Any:
+        if self.metrics is not None:
+            self.metrics.observe(record)
         future = self.decision_log.submit(record)
         if future.done() and future.exception() is not None:
             log.error("decision %s not logged: %s", record["id"], future.exception())

@@ -19,6 +19,7 @@ from sqlalchemy import Engine as DBEngine
 from router.classifier import Classifier, KeywordClassifier
 from router.config import Settings, load_seed
 from router.engine import Engine
+from router.metrics import Metrics
 from router.policy_registry import PolicyRegistry
 from router.simulator import BackgroundServer, start_simulator
 from router.tiers import EndpointError, TierClient
@@ -147,6 +148,9 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
         log.warning("tiers %s have no API key set; they are served by the built-in simulator at %s",
                     missing, simulator_url)
     tiers = TierClient(simulator_url=simulator_url, environ=environ)
+    metrics = Metrics()
     engine = Engine(classifier=make_classifier(settings.classifier), registry=registry, tiers=tiers,
-                    decision_log=DecisionLog(db), durability_timeout_s=settings.durability_timeout_s)
+                    decision_log=DecisionLog(db, on_batch=metrics.observe_log_write),
+                    durability_timeout_s=settings.durability_timeout_s, metrics=metrics,
+                    redact_prompts=settings.redact_prompts)
     return Runtime(settings, db, engine, simulator)

@@ -4,6 +4,7 @@ POST /v1/chat/completions  routed chat (stream or not); headers say tier, task, 
 GET  /v1/models            the tiers of the default policy plus the virtual "router" model
 POST /v1/route             the decision only, no upstream call
 GET  /health               classifier, database, policies, tiers
+GET  /metrics              Prometheus metrics
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from starlette.routing import Route
 
 from router.chat_request import ROUTER_MODEL, parse_chat_request
 from router.errors import APIError, invalid
+from router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.runtime import Runtime, build_runtime
+from storage.api_keys import active_key_hashes, hash_key
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +77,32 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
     built from the environment at startup and closed at shutdown."""
     holder: dict[str, Runtime] = {}
 
+    keys: dict[str, frozenset[str]] = {"active": frozenset()}
+
     def rt() -> Runtime:
         return holder["runtime"]
+
+    def check_key(request: Request) -> None:
+        """With ROUTER_AUTH=keys every /v1 call needs `Authorization: Bearer <key>`."""
+        if rt().settings.auth != "keys":
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise APIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                           code="invalid_api_key")
+        if hash_key(key.strip()) not in keys["active"]:
+            raise APIError(401, f"Incorrect API key provided: {key.strip()[:6]}…", code="invalid_api_key")
+
+    def refresh_keys() -> None:
+        if rt().settings.auth == "keys":
+            keys["active"] = active_key_hashes(rt().db)
 
     async def chat_completions(request: Request) -> Response:
         r = rt()
         body: Any = None
         try:
+            check_key(request)
             body = await read_json(request, r.settings.max_body_bytes)
             req = parse_chat_request(body, source="api")
             req.request_id = request.headers.get("x-request-id") or None
@@ -101,13 +123,18 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
 
     async def route(request: Request) -> Response:
         try:
+            check_key(request)
             body = await read_json(request, rt().settings.max_body_bytes)
             req = parse_chat_request(body, source="api")
             return json_response(await rt().engine.route(req))
         except APIError as err:
             return error_response(err)
 
-    async def models(_: Request) -> Response:
+    async def models(request: Request) -> Response:
+        try:
+            check_key(request)
+        except APIError as err:
+            return error_response(err)
         active = rt().registry.get()
         created = int(time.time())
         data = [{"id": ROUTER_MODEL, "object": "model", "created": created, "owned_by": "router",
@@ -124,6 +151,13 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
             for name, status in reach.items():
                 report["tiers"].setdefault(name, {}).update(status)
         return json_response(report, 200 if report["status"] == "ok" else 503)
+
+    async def metrics(_: Request) -> Response:
+        engine = rt().engine
+        if engine.metrics is None:
+            return error_response(APIError(404, "metrics are not enabled", code="not_found"))
+        body = engine.metrics.render(engine.decision_log.stats().queued)
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -143,13 +177,17 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(rt().registry.refresh)
-            except Exception as exc:  # the database may be briefly down; keep the last policies
-                log.warning("policy refresh failed: %s", exc)
+                await asyncio.to_thread(refresh_keys)
+            except Exception as exc:  # the database may be briefly down; keep the last policies and keys
+                log.warning("policy/key refresh failed: %s", exc)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         owned = runtime is None
         holder["runtime"] = runtime if runtime is not None else await asyncio.to_thread(runtime_factory)
+        await asyncio.to_thread(refresh_keys)
+        if rt().settings.auth == "off":
+            log.warning("API keys are off (the local-dev default); set ROUTER_AUTH=keys to require them")
         task = asyncio.create_task(refresh_policies(rt().settings.policy_refresh_s))
         try:
             yield
@@ -166,6 +204,7 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
             Route("/v1/route", route, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, ClientDisconnect: disconnect, Exception: server_error},
         lifespan=lifespan,

@@ -107,6 +107,7 @@ class OpenStream:
     _lines: AsyncIterator[str]
     _response: httpx.Response
     _closed: bool = field(default=False)
+    _secret: str | None = field(default=None, repr=False)
 
     async def rest(self) -> AsyncIterator[dict[str, Any]]:
         try:
@@ -116,7 +117,7 @@ class OpenStream:
                     continue
                 if data == "[DONE]":
                     return
-                yield _parse_chunk(data)
+                yield _parse_chunk(data, self._secret)
         except httpx.TimeoutException as exc:
             raise TierFailure("timeout", f"stream stalled: {type(exc).__name__}") from None
         except (httpx.TransportError, httpx.StreamError) as exc:
@@ -136,7 +137,12 @@ def _sse_data(line: str) -> str | None:
     return line[5:].strip()
 
 
-def _parse_chunk(data: str) -> dict[str, Any]:
+def _scrub(text: str, secret: str | None) -> str:
+    """A tier may echo the request (headers included) in an error: never pass its key on."""
+    return text.replace(secret, "[redacted]") if secret else text
+
+
+def _parse_chunk(data: str, secret: str | None = None) -> dict[str, Any]:
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -144,12 +150,12 @@ def _parse_chunk(data: str) -> dict[str, Any]:
     if not isinstance(chunk, dict):
         raise TierFailure("malformed", "stream chunk is not a JSON object")
     if "error" in chunk:
-        raise TierFailure("status", f"tier sent an error: {str(chunk['error'])[:200]}")
+        raise TierFailure("status", _scrub(f"tier sent an error: {str(chunk['error'])[:200]}", secret))
     return chunk
 
 
-def _status_failure(response: httpx.Response, body: bytes) -> TierFailure:
-    detail = body[:200].decode("utf-8", "replace")
+def _status_failure(response: httpx.Response, body: bytes, secret: str | None) -> TierFailure:
+    detail = _scrub(body.decode("utf-8", "replace"), secret)[:200]
     return TierFailure("status", f"HTTP {response.status_code}: {detail}", response.status_code,
                        retryable=response.status_code in RETRY_STATUSES)
 
@@ -244,7 +250,7 @@ class TierClient:
             raise TierFailure("connect", f"cannot reach {ep.base_url}: {type(exc).__name__}",
                               retryable=True) from None
         if response.status_code != 200:
-            raise _status_failure(response, response.content)
+            raise _status_failure(response, response.content, ep.api_key)
         try:
             result = orjson.loads(response.content)
         except orjson.JSONDecodeError:
@@ -261,7 +267,7 @@ class TierClient:
             nonlocal response
             response = await self._http.send(self._request(ep, body), stream=True)
             if response.status_code != 200:
-                raise _status_failure(response, await response.aread())
+                raise _status_failure(response, await response.aread(), ep.api_key)
             lines = response.aiter_lines()
             async for line in lines:
                 data = _sse_data(line)
@@ -269,7 +275,7 @@ class TierClient:
                     continue
                 if data == "[DONE]":
                     raise TierFailure("malformed", "stream ended before any chunk")
-                return _parse_chunk(data), lines
+                return _parse_chunk(data, ep.api_key), lines
             raise TierFailure("dropped", "stream ended before any chunk")
 
         try:
@@ -286,7 +292,7 @@ class TierClient:
             raise TierFailure("connect", f"cannot reach {ep.base_url}: {type(exc).__name__}",
                               retryable=response is None) from None
         assert response is not None
-        return OpenStream(ep.tier, ep.model, first, [], ep.simulated, lines, response)
+        return OpenStream(ep.tier, ep.model, first, [], ep.simulated, lines, response, _secret=ep.api_key)
 
 
 async def _close(response: httpx.Response | None) -> None:

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -47,8 +47,9 @@ class LogStats:
 
 class DecisionLog:
     def __init__(self, engine: Engine, *, max_batch: int = 512, max_buffer: int = 50_000,
-                 retry_s: float = 0.5) -> None:
+                 retry_s: float = 0.5, on_batch: Callable[[float], None] | None = None) -> None:
         self.engine = engine
+        self.on_batch = on_batch  # called with each successful group commit's duration in seconds
         self.max_batch = max_batch
         self.max_buffer = max_buffer
         self.retry_s = retry_s
@@ -117,6 +118,8 @@ class DecisionLog:
                 elapsed = (time.perf_counter() - start) * 1000
                 self._last_batch_ms = elapsed
                 self._max_batch_ms = max(self._max_batch_ms, elapsed)
+                if self.on_batch is not None:
+                    self.on_batch(elapsed / 1000)
                 break
             except Exception as exc:  # the database is down or refusing: keep the rows and retry
                 self._failures += 1

@@ -65,7 +65,8 @@ class Decision(SQLModel, table=True):
     baseline_tier: str | None = Field(default=None, max_length=128)
     baseline_cost_usd: float | None = None
 
-    prompt: str | None = None  # the latest user turn
+    prompt: str | None = None  # the latest user turn (None when prompts are redacted)
+    prompt_hash: str | None = Field(default=None, max_length=64)  # sha256 of the latest user turn
     prompt_chars: int | None = None
     response: str | None = None  # the answer, truncated
 
@@ -113,3 +114,16 @@ class PolicyActivation(SQLModel, table=True):
     activated_at: datetime = Field(default_factory=utcnow)
     activated_by: str | None = Field(default=None, max_length=128)
     comment: str | None = None
+
+
+class ApiKey(SQLModel, table=True):
+    """A client key for the API server. Only a SHA-256 of the key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    prefix: str = Field(max_length=16)  # shown to operators to tell keys apart
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None

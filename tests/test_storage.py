@@ -40,9 +40,9 @@ def row(**fields) -> dict:
 def test_migrations_create_every_table_and_are_idempotent(db) -> None:
     migrate(db)  # a second run is a no-op
     tables = set(inspect(db).get_table_names())
-    assert {"decisions", "reviews", "policy_versions", "policy_activations", "alembic_version"} <= tables
+    assert {"decisions", "reviews", "policy_versions", "policy_activations", "api_keys", "alembic_version"} <= tables
     with db.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
 
 
 def test_versions_are_immutable_and_numbered(db) -> None:
