@@ -35,7 +35,7 @@ class LogBufferFull(RuntimeError):
 
 @dataclass
 class LogStats:
-    queued: int
+    queued: int  # waiting in the buffer or being written
     written: int
     batches: int
     failures: int
@@ -57,6 +57,7 @@ class DecisionLog:
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._closing = threading.Event()
         self._written = 0
+        self._in_flight = 0  # rows taken off the queue and not yet committed
         self._batches = 0
         self._failures = 0
         self._healthy = True
@@ -78,7 +79,7 @@ class DecisionLog:
         return future
 
     def stats(self) -> LogStats:
-        return LogStats(self._queue.qsize(), self._written, self._batches, self._failures, self._healthy,
+        return LogStats(self._queue.qsize() + self._in_flight, self._written, self._batches, self._failures, self._healthy,
                         self._last_error, self._last_batch_ms, self._max_batch_ms)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -111,6 +112,7 @@ class DecisionLog:
 
     def _write_until_done(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
         rows = [row for row, _ in batch]
+        self._in_flight = len(rows)
         while True:
             try:
                 start = time.perf_counter()
@@ -129,10 +131,12 @@ class DecisionLog:
                 if self._closing.is_set() and self._queue.qsize() == 0 and self._failures > 20:
                     for _, future in batch:
                         future.set_exception(RuntimeError(f"decision not written: {self._last_error}"))
+                    self._in_flight = 0
                     return
                 time.sleep(self.retry_s)
         self._healthy = True
         self._written += len(rows)
+        self._in_flight = 0
         self._batches += 1
         for _, future in batch:
             future.set_result(None)
