@@ -79,8 +79,8 @@ class DecisionLog:
         return future
 
     def stats(self) -> LogStats:
-        return LogStats(self._queue.qsize() + self._in_flight, self._written, self._batches, self._failures, self._healthy,
-                        self._last_error, self._last_batch_ms, self._max_batch_ms)
+        return LogStats(self._queue.qsize() + self._in_flight, self._written, self._batches, self._failures,
+                        self._healthy, self._last_error, self._last_batch_ms, self._max_batch_ms)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (waiting up to `timeout`), then stop the thread."""
