@@ -2,6 +2,7 @@
 #   docker build -t llm-router .
 #   docker run -p 8000:8000 llm-router                       # OpenAI-compatible API
 #   docker run -p 8000:8000 -e NVIDIA_API_KEY=... llm-router  # real NIM tiers
+#   docker run -p 8501:8501 llm-router streamlit run app.py --server.address 0.0.0.0   # the console
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
@@ -14,12 +15,14 @@ RUN pip install -r requirements.txt
 COPY router/ router/
 COPY storage/ storage/
 COPY config/ config/
-COPY alembic.ini .
+COPY pages/ pages/
+COPY .streamlit/ .streamlit/
+COPY app.py alembic.ini ./
 
 RUN useradd --create-home --uid 10001 router && mkdir /data && chown router /data
 USER router
 VOLUME /data
-EXPOSE 8000
+EXPOSE 8000 8501
 
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health?tiers=0').status != 200)"

@@ -39,6 +39,9 @@ def test_500_retries_once_then_falls_back(api: Api, simulator: Simulator) -> Non
     assert outcomes == [("llama-3-70b", "status", 500), ("llama-3-70b", "status", 500),
                         ("nemotron-super-49b", "ok", 200)]
     assert row["cost_usd"] == pytest.approx((row["prompt_tokens"] * 0.10 + row["completion_tokens"] * 0.40) / 1e6)
+    metrics = httpx.get(f"{api.url}/metrics").text
+    assert 'router_fallbacks_total{routed_tier="llama-3-70b",tier="nemotron-super-49b"} 1.0' in metrics
+    assert 'router_errors_total{cause="tier_status"} 2.0' in metrics
 
 
 def test_400_is_not_retried_but_falls_back(sqlite_api: Api, simulator: Simulator) -> None:
