@@ -5,6 +5,7 @@ GET  /v1/models            the tiers of the default policy plus the virtual "rou
 POST /v1/route             the decision only, no upstream call
 GET  /health               classifier, database, policies, tiers
 GET  /metrics              Prometheus metrics
+GET  /openapi.json         this API's OpenAPI description
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from router.chat_request import ROUTER_MODEL, parse_chat_request
 from router.errors import APIError, invalid
 from router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from router.openapi import openapi
 from router.runtime import Runtime, build_runtime
 from storage.api_keys import active_key_hashes, hash_key
 
@@ -159,6 +161,9 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
         body = engine.metrics.render(engine.decision_log.stats().queued)
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
+    async def openapi_doc(_: Request) -> Response:
+        return json_response(openapi())
+
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
@@ -205,6 +210,7 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
             Route("/v1/models", models, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi_doc, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, ClientDisconnect: disconnect, Exception: server_error},
         lifespan=lifespan,

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
 
 from router.config import Settings
 from router.runtime import build_runtime
@@ -246,3 +247,28 @@ def test_random_bodies_never_cause_a_500(fuzz_api: Api, payload: object, path: s
         assert error["message"] and error["type"]
     elif path == "/chat/completions" and isinstance(payload, dict) and payload.get("stream") is True:
         assert r.text.endswith("data: [DONE]\n\n")
+
+
+def openapi_request_schema() -> dict:
+    from router.openapi import openapi
+
+    return {"$ref": "#/components/schemas/ChatCompletionRequest", "components": openapi()["components"]}
+
+
+@pytest.fixture(scope="module")
+def served_spec(fuzz_api: Api) -> dict:
+    return httpx.get(f"{fuzz_api.url}/openapi.json").json()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(payload=from_schema(openapi_request_schema()), path=st.sampled_from(["/chat/completions", "/route"]))
+def test_bodies_from_the_openapi_description_get_documented_answers(fuzz_api: Api, served_spec: dict,
+                                                                   payload: dict, path: str) -> None:
+    documented = {int(s) for s in served_spec["paths"][f"/v1{path}"]["post"]["responses"]}
+    r = httpx.post(f"{fuzz_api.base_url}{path}", json=payload, timeout=10)
+    assert r.status_code in documented and r.status_code != 500, (r.status_code, r.text)
+    if r.status_code != 200:
+        assert r.json()["error"]["message"]
+    elif path == "/chat/completions" and not payload.get("stream"):
+        assert r.json()["choices"][0]["message"]["content"]
