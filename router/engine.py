@@ -111,7 +111,7 @@ class Engine:
                  decision_log: DecisionLog, durability_timeout_s: float = 5.0,
                  metrics: Metrics | None = None, redact_prompts: bool = False) -> None:
         self.classifier = classifier
-        self.keyword = classifier if isinstance(classifier, KeywordClassifier) else KeywordClassifier()
+        self.keyword = KeywordClassifier()  # the fallback when a model backend fails
         self.registry = registry
         self.tiers = tiers
         self.decision_log = decision_log

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import Engine as DBEngine
 
 from router.classifier import Classifier, KeywordClassifier
+from router.classifier.cache import CachedClassifier
 from router.config import Settings, load_seed
 from router.engine import Engine
 from router.metrics import Metrics
@@ -32,9 +33,9 @@ log = logging.getLogger(__name__)
 TIER_CHECK_TTL_S = 15.0
 
 
-def make_classifier(name: str) -> Classifier:
+def make_classifier(name: str, cache_entries: int = 10_000) -> Classifier:
     if name == "keyword":
-        return KeywordClassifier()
+        return CachedClassifier(KeywordClassifier(), cache_entries)
     raise ValueError(f"ROUTER_CLASSIFIER: unknown classifier backend {name!r}; available: keyword")
 
 

@@ -1,0 +1,50 @@
+"""A bounded cache in front of any classifier: the same text gets the same prediction
+without running the model again."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from router.classifier.prediction import Classifier, Prediction
+
+
+class CachedClassifier:
+    def __init__(self, inner: Classifier, max_entries: int = 10_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.inner = inner
+        self.name = inner.name
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[str, Prediction] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        found: dict[int, Prediction] = {}
+        with self._lock:
+            for i, text in enumerate(texts):
+                hit = self._entries.get(text)
+                if hit is not None:
+                    self._entries.move_to_end(text)
+                    found[i] = hit
+        missing = [i for i in range(len(texts)) if i not in found]
+        if missing:  # one batched call for everything not cached
+            for i, prediction in zip(missing, self.inner.classify([texts[i] for i in missing]), strict=True):
+                found[i] = prediction
+            with self._lock:
+                for i in missing:
+                    self._entries[texts[i]] = found[i]
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        with self._lock:
+            self.hits += len(texts) - len(missing)
+            self.misses += len(missing)
+        return [found[i] for i in range(len(texts))]
+
+    def info(self) -> dict[str, Any]:
+        return {**self.inner.info(), "cache": {"entries": len(self._entries), "max_entries": self.max_entries,
+                                               "hits": self.hits, "misses": self.misses}}
