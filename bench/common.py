@@ -71,3 +71,19 @@ def bench_config(path: Path, simulator_url: str) -> Path:
     raw["tiers"] = tiers
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+def start_stack(tmp: Path, *, database_url: str, ttft_ms: float = 0) -> tuple[str, str, list[subprocess.Popen]]:
+    """The simulator and `serve` (every tier on that simulator) as processes on loopback,
+    up and answering. Returns the simulator URL, the API URL and the processes."""
+    sim_port, api_port = free_port(), free_port()
+    sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
+    sim = start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port), "--ttft-ms",
+                 str(ttft_ms), "--tokens-per-s", "0"], log=tmp / "simulator.log")
+    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port)],
+                env={"DATABASE_URL": database_url, "ROUTER_CONFIG": str(bench_config(tmp / "bench.yaml",
+                                                                                     sim_url + "/v1"))},
+                log=tmp / "serve.log")
+    wait_http(sim_url + "/health")
+    wait_http(api_url + "/health?tiers=0")
+    return sim_url, api_url, [api, sim]

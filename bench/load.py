@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PROMPTS, bench_config, command_line, free_port, start, wait_http
+from bench.common import PROMPTS, command_line, free_port, start_stack, wait_http
 from bench.throughput import lua_script, run_wrk
 from storage.db import make_engine
 from storage.queries import list_decisions
@@ -71,20 +71,12 @@ def main() -> int:
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="router-load-"))
-    sim_port, api_port, lite_port = free_port(), free_port(), free_port()
-    sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
+    lite_port = free_port()
     database_url = f"sqlite:///{tmp / 'load.db'}"
-    procs = [start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port), "--ttft-ms",
-                    str(args.ttft_ms), "--tokens-per-s", "0"], log=tmp / "simulator.log")]
-    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port)],
-                env={"DATABASE_URL": database_url, "ROUTER_CONFIG": str(bench_config(tmp / "b.yaml",
-                                                                                     sim_url + "/v1"))},
-                log=tmp / "serve.log")
-    procs.append(api)
+    sim_url, api_url, procs = start_stack(tmp, database_url=database_url, ttft_ms=args.ttft_ms)
+    api = procs[0]
     lite = None
     try:
-        wait_http(sim_url + "/health")
-        wait_http(api_url + "/health?tiers=0")
         router_lua, direct_lua = tmp / "router.lua", tmp / "direct.lua"
         router_lua.write_text(lua_script("/v1/chat/completions", [
             {"model": "router", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PROMPTS, bench_config, command_line, free_port, percentile, start, wait_http
+from bench.common import PROMPTS, command_line, percentile, start_stack
 from storage.db import make_engine
 from storage.queries import list_decisions
 
@@ -68,18 +68,9 @@ def main() -> int:
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))
-    sim_port, api_port = free_port(), free_port()
-    sim_url = f"http://127.0.0.1:{sim_port}"
-    api_url = f"http://127.0.0.1:{api_port}"
     database_url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    config = bench_config(tmp / "bench.yaml", sim_url + "/v1")
-    sim = start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port), "--ttft-ms", "0",
-                 "--tokens-per-s", "0"], log=tmp / "simulator.log")
-    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port)],
-                env={"DATABASE_URL": database_url, "ROUTER_CONFIG": str(config)}, log=tmp / "serve.log")
+    sim_url, api_url, procs = start_stack(tmp, database_url=database_url)
     try:
-        wait_http(sim_url + "/health")
-        wait_http(api_url + "/health?tiers=0")
         direct_bodies = [{"model": "meta/llama3-70b-instruct", "messages": [{"role": "user", "content": p}]}
                          for p in PROMPTS]
         router_bodies = [{"model": "router", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]
@@ -99,7 +90,7 @@ def main() -> int:
         decisions = list_decisions(engine, limit=10_000_000)
         engine.dispose()
     finally:
-        for proc in (api, sim):
+        for proc in procs:
             proc.terminate()
             proc.wait(10)
 

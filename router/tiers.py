@@ -10,9 +10,9 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -131,6 +131,9 @@ class OpenStream:
             await self._response.aclose()
 
 
+_Answer = TypeVar("_Answer", Completion, OpenStream)
+
+
 def _sse_data(line: str) -> str | None:
     if not line.startswith("data:"):
         return None
@@ -185,29 +188,23 @@ class TierClient:
         return resolve_endpoint(name, tier, self.simulator_url, self.environ)
 
     async def complete(self, policy: Policy, chain: list[str], payload: dict[str, Any]) -> Completion:
-        attempts: list[Attempt] = []
-        for name in chain:
-            try:
-                ep = self.endpoint(name, policy.tiers[name])
-            except EndpointError as exc:
-                attempts.append(Attempt(name, 1, "config", 0.0, error=str(exc)))
-                continue
-            body = {**payload, "model": ep.model, "stream": False}
-            for try_no in range(1, ep.max_retries + 2):
-                start = time.perf_counter()
-                try:
-                    result = await self._post_json(ep, body)
-                except TierFailure as exc:
-                    attempts.append(Attempt(name, try_no, exc.outcome, _ms(start), exc.status, str(exc)))
-                    if exc.retryable and try_no <= ep.max_retries:
-                        await asyncio.sleep(self.retry_backoff_s * 2 ** (try_no - 1))
-                        continue
-                    break
-                attempts.append(Attempt(name, try_no, "ok", _ms(start), 200))
-                return Completion(name, ep.model, result, attempts, ep.simulated)
-        raise AllTiersFailed(attempts)
+        async def send(ep: Endpoint) -> Completion:
+            result = await self._post_json(ep, {**payload, "model": ep.model, "stream": False})
+            return Completion(ep.tier, ep.model, result, [], ep.simulated)
+
+        return await self._first_success(policy, chain, send)
 
     async def open_stream(self, policy: Policy, chain: list[str], payload: dict[str, Any]) -> OpenStream:
+        usage = {**(payload.get("stream_options") or {}), "include_usage": True}
+
+        async def send(ep: Endpoint) -> OpenStream:
+            return await self._open(ep, {**payload, "model": ep.model, "stream": True, "stream_options": usage})
+
+        return await self._first_success(policy, chain, send)
+
+    async def _first_success(self, policy: Policy, chain: list[str],
+                             send: Callable[[Endpoint], Awaitable[_Answer]]) -> _Answer:
+        """Each tier in turn, retrying retryable failures, until one answers; every try is recorded."""
         attempts: list[Attempt] = []
         for name in chain:
             try:
@@ -215,12 +212,10 @@ class TierClient:
             except EndpointError as exc:
                 attempts.append(Attempt(name, 1, "config", 0.0, error=str(exc)))
                 continue
-            body = {**payload, "model": ep.model, "stream": True,
-                    "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True}}
             for try_no in range(1, ep.max_retries + 2):
                 start = time.perf_counter()
                 try:
-                    stream = await self._open(ep, body)
+                    answer = await send(ep)
                 except TierFailure as exc:
                     attempts.append(Attempt(name, try_no, exc.outcome, _ms(start), exc.status, str(exc)))
                     if exc.retryable and try_no <= ep.max_retries:
@@ -228,8 +223,8 @@ class TierClient:
                         continue
                     break
                 attempts.append(Attempt(name, try_no, "ok", _ms(start), 200))
-                stream.attempts = attempts
-                return stream
+                answer.attempts = attempts
+                return answer
         raise AllTiersFailed(attempts)
 
     def _request(self, ep: Endpoint, body: dict[str, Any]) -> httpx.Request:

@@ -4,6 +4,9 @@ a real Postgres (one schema per test, dropped afterwards)."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,29 @@ from storage.db import make_engine
 from storage.queries import list_decisions
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """Poll `url` until it answers 200; fail with the process's output if it dies or is slow."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"{proc.args} exited with {proc.returncode}: {output}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not come up in {timeout_s:g} s")
+        time.sleep(0.2)
 
 
 class Simulator:

@@ -4,23 +4,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import OpenAI
 
+from tests.conftest import free_port, wait_until_up
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -41,16 +35,7 @@ def test_serve_works_offline_with_no_configuration(tmp_path: Path, clean_env: di
     proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--port", str(port)], cwd=tmp_path,
                             env=clean_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health?tiers=0").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "serve did not come up in 30 s"
-            time.sleep(0.2)
+        wait_until_up(f"http://127.0.0.1:{port}/health?tiers=0", proc)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused")
         reply = client.chat.completions.create(model="router",
                                                messages=[{"role": "user", "content": "Hello there!"}])

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -21,18 +18,13 @@ from storage import policies as store
 from storage.db import make_engine
 from storage.queries import list_decisions
 from storage.reviews import reviews_for
+from tests.conftest import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -47,16 +39,7 @@ def console_url(tmp_path: Path) -> Iterator[tuple[str, str]]:
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/_stcore/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "streamlit did not come up in 60 s"
-            time.sleep(0.3)
+        wait_until_up(f"{url}/_stcore/health", proc, timeout_s=60)
         yield url, f"sqlite:///{tmp_path / 'router.db'}"
     finally:
         proc.terminate()

@@ -25,31 +25,22 @@ from router.config import Settings
 from router.runtime import build_runtime
 from storage.db import make_engine
 from storage.queries import list_decisions
-from tests.conftest import POSTGRES_URL, Api, Simulator, write_config
+from tests.conftest import POSTGRES_URL, Api, Simulator, free_port, wait_until_up, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_serve(tmp_path: Path, db_url: str, config: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": db_url, "ROUTER_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "router", "--log-level", "warning", "serve", "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health?tiers=0").status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("serve did not start")
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/health?tiers=0", proc)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc
 
 
 def test_kill_9_under_load_loses_no_answered_decision(tmp_path: Path, simulator: Simulator) -> None:
