@@ -10,8 +10,15 @@ import uvicorn
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from router.config import Settings, load_seed
+    from router.policy import PolicyError
     from router.server import create_app
 
+    try:  # configuration errors are a message, not a start-up traceback
+        load_seed(Settings.from_env().config_path)
+    except (ValueError, PolicyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
     return 0
 

@@ -211,21 +211,20 @@ class Engine:
         usage: dict[str, Any] = {}
         done = False
         try:
-            for chunk in _chain_first(opened.first, opened.rest()):
-                async for c in chunk:
-                    if c.get("usage"):
-                        usage = c["usage"]
-                        if not c.get("choices"):
-                            if plan.request.include_usage:
-                                yield c
-                            continue
-                        if not plan.request.include_usage:
-                            c = {k: v for k, v in c.items() if k != "usage"}
-                    for choice in c.get("choices") or ():
-                        content = (choice.get("delta") or {}).get("content")
-                        if content:
-                            parts.append(content)
-                    yield c
+            async for c in _all_chunks(opened.first, opened.rest()):
+                if c.get("usage"):
+                    usage = c["usage"]
+                    if not c.get("choices"):
+                        if plan.request.include_usage:
+                            yield c
+                        continue
+                    if not plan.request.include_usage:
+                        c = {k: v for k, v in c.items() if k != "usage"}
+                for choice in c.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        parts.append(content)
+                yield c
             text = "".join(parts)
             outcome.response = text
             self._usage(outcome, plan.request, usage.get("prompt_tokens"), usage.get("completion_tokens"), text)
@@ -349,12 +348,10 @@ class Engine:
             self._previous_tier.popitem(last=False)
 
 
-async def _once(item: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    yield item
-
-
-def _chain_first(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> list[AsyncIterator[dict[str, Any]]]:
-    return [_once(first), rest]
+async def _all_chunks(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def _message_text(body: dict[str, Any]) -> str:

@@ -77,3 +77,15 @@ def test_policy_commands(tmp_path: Path, clean_env: dict[str, str]) -> None:
     assert bad.returncode == 2 and "error: default_tier: unknown tier 'medium'" in bad.stdout
     missing = run_cli("policy", "activate", "cheap", "7", cwd=tmp_path, env=env)
     assert missing.returncode == 2 and "has no version 7" in missing.stdout
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ROUTER_AUTH": "maybe"}, "ROUTER_AUTH must be off or keys"),
+    ({"ROUTER_MAX_BODY_BYTES": "lots"}, "ROUTER_MAX_BODY_BYTES must be a number"),
+    ({"ROUTER_CONFIG": "/nonexistent/router.yaml"}, "config file not found"),
+])
+def test_serve_refuses_bad_configuration_with_a_message(tmp_path: Path, clean_env: dict[str, str],
+                                                        env: dict[str, str], message: str) -> None:
+    out = run_cli("serve", "--port", str(free_port()), cwd=tmp_path, env={**clean_env, **env})
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
