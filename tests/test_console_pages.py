@@ -279,3 +279,23 @@ def test_engine_that_cannot_start_is_a_message(console: str, monkeypatch: pytest
     assert not at.exception
     assert any("The routing engine could not start" in e.value and "config file not found" in e.value
                for e in at.error)
+
+
+def test_pages_on_postgres(postgres_url: str, tmp_path: Path, simulator: Simulator,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    monkeypatch.setenv("ROUTER_CONFIG", str(write_config(tmp_path, base_url=simulator.base_url)))
+    try:
+        at = app()
+        assert any("**Database:** Postgres 127.0.0.1:5432/test" in m.value for m in at.sidebar.markdown)
+        chat(at, "Write a Python function that reverses a list")
+        chat(at, "What is the capital of France?")
+        for page in ("costs", "misroutes", "policies"):
+            at.switch_page(f"pages/{page}.py").run()
+            assert not at.exception, (page, at.exception)
+        at.switch_page("pages/costs.py").run()
+        assert {m.label: m.value for m in at.metric}["Requests"] == "2"
+    finally:
+        for cached in _engines():
+            cached.close()
+        st.cache_resource.clear()
