@@ -38,7 +38,13 @@ st.dataframe(pd.DataFrame([{"version": v.version, "active": "✅" if v.version =
                             "comment": v.comment or ""} for v in reversed(versions)]),
              hide_index=True, width="stretch")
 
-base_version = st.selectbox("Start from version", [v.version for v in reversed(versions)], key="base_version")
+numbers = [v.version for v in reversed(versions)]  # newest first
+base_key = f"base_version_{name}"
+if "show_version" in st.session_state:  # after a save, edit from the version just saved
+    st.session_state[base_key] = st.session_state.pop("show_version")
+elif base_key not in st.session_state:  # first visit: start from the active version
+    st.session_state[base_key] = active_version if active_version in numbers else numbers[0]
+base_version = st.selectbox("Start from version", numbers, key=base_key)
 base = parse_policy(store.get_version(database, name, base_version).document)
 
 flash = st.session_state.pop("policy_flash", None)
@@ -89,6 +95,7 @@ def actions(key: str, build: Callable[[], Policy]) -> None:
     stored = policy_admin.save(database, draft, created_by="console", comment=comment or None,
                                activate=activate_now)
     eng.refresh_policies()
+    st.session_state["show_version"] = stored.version
     st.session_state["policy_flash"] = (f"Saved {name} v{stored.version}" +
                                         (" and activated it." if activate_now else "."))
     st.rerun()
@@ -126,7 +133,6 @@ with yaml_tab:
     actions("yaml", lambda: parse_policy_yaml(text))
 
 with versions_tab:
-    numbers = [v.version for v in reversed(versions)]
     c1, c2 = st.columns(2)
     target = c1.selectbox("Version to activate", numbers, key="activate_version")
     if c1.button("Activate", key="activate_button"):

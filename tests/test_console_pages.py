@@ -142,6 +142,8 @@ def test_policy_edit_via_data_editor_saves_and_activates(console: str) -> None:
     at.button(key="form_save").click().run()
     assert not at.exception, at.exception
     assert "Saved task-complexity v2 and activated it." in texts(at)
+    assert at.selectbox(key="base_version_task-complexity").value == 2  # the editor now shows v2
+    assert not at.warning
     engine = db(console)
     assert store.active_versions(engine)["task-complexity"] == 2
     v2 = store.get_version(engine, "task-complexity", 2)
