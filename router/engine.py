@@ -182,8 +182,7 @@ class Engine:
         try:
             result = await self.tiers.complete(plan.policy, plan.chain, self._payload(req))
         except AllTiersFailed as exc:
-            await self._finish(plan, self._failed(exc))
-            raise self._upstream_error(exc, plan) from None
+            raise await self._give_up(plan, exc) from None
         plan.answered_by = result.tier
         body = result.body
         body["model"] = result.model
@@ -199,8 +198,7 @@ class Engine:
         try:
             opened = await self.tiers.open_stream(plan.policy, plan.chain, self._payload(req))
         except AllTiersFailed as exc:
-            await self._finish(plan, self._failed(exc))
-            raise self._upstream_error(exc, plan) from None
+            raise await self._give_up(plan, exc) from None
         outcome = Outcome(tier=opened.tier, model=opened.model, attempts=opened.attempts,
                           ttft_ms=(time.perf_counter() - plan.started) * 1000)
         plan.answered_by = opened.tier
@@ -253,14 +251,10 @@ class Engine:
 
     # -- outcomes and the decision row ------------------------------------------------------
 
-    @staticmethod
-    def _failed(exc: AllTiersFailed) -> Outcome:
-        return Outcome(status="error", http_status=504 if exc.all_timeouts else 502, error=str(exc),
-                       attempts=exc.attempts)
-
-    @staticmethod
-    def _upstream_error(exc: AllTiersFailed, plan: RoutePlan) -> APIError:
+    async def _give_up(self, plan: RoutePlan, exc: AllTiersFailed) -> APIError:
+        """Log the failed turn and return the error for the client: 504 if every try timed out."""
         status = 504 if exc.all_timeouts else 502
+        await self._finish(plan, Outcome(status="error", http_status=status, error=str(exc), attempts=exc.attempts))
         return APIError(status, str(exc), type="upstream_error", code="all_tiers_failed", headers=plan.headers)
 
     @staticmethod
