@@ -12,13 +12,18 @@ import yaml
 from router.policy import Policy, PolicyError, parse_policy
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "prompt-classifier"
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None  # None: storage's default SQLite file
     config_path: Path
-    classifier: str  # keyword (more backends arrive with the learned classifier)
+    classifier: str  # auto (onnx when the artifact exists, else keyword) | onnx | triton | keyword
+    classifier_model: Path  # the artifact folder (model.onnx, tokenizer.json, labels.json)
+    triton_url: str
+    triton_protocol: str  # http | grpc
+    triton_model: str
     simulator: str  # auto: serve tiers without keys from the built-in simulator; off: never
     max_body_bytes: int
     durability_timeout_s: float
@@ -44,6 +49,12 @@ class Settings:
         simulator = env.get("ROUTER_SIMULATOR", "auto")
         if simulator not in ("auto", "off"):
             raise ValueError(f"ROUTER_SIMULATOR must be auto or off, got {simulator!r}")
+        classifier = env.get("ROUTER_CLASSIFIER", "auto")
+        if classifier not in ("auto", "onnx", "triton", "keyword"):
+            raise ValueError(f"ROUTER_CLASSIFIER must be auto, onnx, triton or keyword, got {classifier!r}")
+        triton_protocol = env.get("ROUTER_TRITON_PROTOCOL", "http")
+        if triton_protocol not in ("http", "grpc"):
+            raise ValueError(f"ROUTER_TRITON_PROTOCOL must be http or grpc, got {triton_protocol!r}")
         auth = env.get("ROUTER_AUTH", "off")
         if auth not in ("off", "keys"):
             raise ValueError(f"ROUTER_AUTH must be off or keys, got {auth!r}")
@@ -53,7 +64,11 @@ class Settings:
         return cls(
             database_url=env.get("DATABASE_URL") or None,
             config_path=Path(env.get("ROUTER_CONFIG") or DEFAULT_CONFIG),
-            classifier=env.get("ROUTER_CLASSIFIER", "keyword"),
+            classifier=classifier,
+            classifier_model=Path(env.get("ROUTER_CLASSIFIER_MODEL") or DEFAULT_MODEL),
+            triton_url=env.get("ROUTER_TRITON_URL", "127.0.0.1:8000"),
+            triton_protocol=triton_protocol,
+            triton_model=env.get("ROUTER_TRITON_MODEL", "prompt_classifier"),
             simulator=simulator,
             max_body_bytes=number("ROUTER_MAX_BODY_BYTES", str(4 * 1024 * 1024), int),
             durability_timeout_s=number("ROUTER_DURABILITY_TIMEOUT_S", "5"),

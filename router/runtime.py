@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy import Engine as DBEngine
 
 from router.classifier import Classifier, KeywordClassifier
+from router.classifier.artifact import ArtifactError
 from router.classifier.cache import CachedClassifier
 from router.config import Settings, load_seed
 from router.engine import Engine
@@ -33,10 +34,30 @@ log = logging.getLogger(__name__)
 TIER_CHECK_TTL_S = 15.0
 
 
-def make_classifier(name: str, cache_entries: int = 10_000) -> Classifier:
-    if name == "keyword":
-        return CachedClassifier(KeywordClassifier(), cache_entries)
-    raise ValueError(f"ROUTER_CLASSIFIER: unknown classifier backend {name!r}; available: keyword")
+def make_classifier(settings: Settings, cache_entries: int = 10_000) -> tuple[Classifier, str | None]:
+    """The configured backend behind a prediction cache, and why it is not the one asked
+    for (None when it is). A model backend that cannot start leaves the keyword classifier."""
+    name = settings.classifier
+    if name == "auto":
+        if not (settings.classifier_model / "model.onnx").is_file():
+            return CachedClassifier(KeywordClassifier(), cache_entries), None
+        name = "onnx"
+    try:
+        if name == "onnx":
+            from router.classifier.onnx import OnnxClassifier
+
+            inner: Classifier = OnnxClassifier(settings.classifier_model)
+        elif name == "triton":
+            from router.classifier.triton import TritonClassifier
+
+            inner = TritonClassifier(settings.triton_url, settings.classifier_model, model_name=settings.triton_model,
+                                     protocol=settings.triton_protocol)
+        else:
+            inner = KeywordClassifier()
+    except (ArtifactError, OSError, ImportError) as exc:
+        log.error("classifier backend %s failed to start, using the keyword classifier: %s", name, exc)
+        return CachedClassifier(KeywordClassifier(), cache_entries), f"{name} failed to start: {exc}"
+    return CachedClassifier(inner, cache_entries), None
 
 
 def tiers_without_keys(registry: PolicyRegistry, environ: Mapping[str, str]) -> list[str]:
@@ -150,8 +171,12 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
                     missing, simulator_url)
     tiers = TierClient(simulator_url=simulator_url, environ=environ)
     metrics = Metrics()
-    engine = Engine(classifier=make_classifier(settings.classifier), registry=registry, tiers=tiers,
+    classifier, classifier_error = make_classifier(settings)
+    engine = Engine(classifier=classifier, registry=registry, tiers=tiers,
                     decision_log=DecisionLog(db, on_batch=metrics.observe_log_write),
                     durability_timeout_s=settings.durability_timeout_s, metrics=metrics,
                     redact_prompts=settings.redact_prompts)
+    if classifier_error:
+        engine.classifier_failures += 1
+        engine.last_classifier_error = classifier_error
     return Runtime(settings, db, engine, simulator)

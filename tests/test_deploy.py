@@ -27,11 +27,19 @@ def test_compose_services_and_paths() -> None:
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert services["api"]["command"][:4] == ["python", "-m", "router", "serve"]
     assert services["console"]["command"][:3] == ["streamlit", "run", "app.py"]
-    for service in services.values():
+    for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("."):
+            if source.startswith(".") and name != "triton":
                 assert (DEPLOY / source).exists(), f"compose mounts a missing path {source}"
+    triton = services["triton"]
+    assert triton["profiles"] == ["triton"]
+    assert "./triton:/models:ro" in triton["volumes"] and (DEPLOY / "triton" / "prompt_classifier").is_dir()
+    # The model file is the classifier artifact's, mounted where config.pbtxt expects version 1.
+    assert "../models/prompt-classifier/model.onnx:/models/prompt_classifier/1/model.onnx:ro" in triton["volumes"]
+    gpu = triton["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
+    assert services["api"]["environment"]["ROUTER_TRITON_URL"] == "triton:8000"
 
 
 def test_prometheus_scrapes_the_api() -> None:

@@ -1,0 +1,89 @@
+"""A classifier artifact on disk, as the ONNX and Triton backends read it:
+
+    <dir>/model.onnx      inputs input_ids, attention_mask (int64, [batch, seq]);
+                          outputs task_probs (float32, [batch, tasks]) and
+                          dimensions (float32, [batch, dims], each in [0, 1])
+    <dir>/tokenizer.json  a `tokenizers` tokenizer
+    <dir>/labels.json     {"tasks": [...], "dimensions": [...], "max_length": N}
+
+Both backends tokenize in the client with the same tokenizer and turn the two outputs
+into Predictions the same way, so they agree on every prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction, complexity_score
+
+INPUTS = ("input_ids", "attention_mask")
+OUTPUTS = ("task_probs", "dimensions")
+
+
+class ArtifactError(RuntimeError):
+    """The artifact is missing, incomplete or does not match the classifier contract."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    tasks: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    max_length: int
+
+
+def load_labels(model_dir: Path) -> Labels:
+    path = model_dir / "labels.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        labels = Labels(tuple(raw["tasks"]), tuple(raw["dimensions"]), int(raw.get("max_length", 128)))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path} is not a valid labels file: {exc}") from None
+    if set(labels.tasks) != set(TASK_LABELS) or len(labels.tasks) != len(TASK_LABELS):
+        raise ArtifactError(f"{path}: tasks must be exactly {list(TASK_LABELS)}")
+    if set(labels.dimensions) != set(COMPLEXITY_WEIGHTS):
+        raise ArtifactError(f"{path}: dimensions must be exactly {list(COMPLEXITY_WEIGHTS)}")
+    if not 8 <= labels.max_length <= 4096:
+        raise ArtifactError(f"{path}: max_length must be between 8 and 4096")
+    return labels
+
+
+def load_tokenizer(model_dir: Path, max_length: int) -> Tokenizer:
+    path = model_dir / "tokenizer.json"
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exceptions for missing or broken files
+        raise ArtifactError(f"{path} cannot be loaded: {exc}") from None
+    # The latest user turn comes first in the classifier text, so truncation drops old context first.
+    tokenizer.enable_truncation(max_length=max_length)
+    pad_id = tokenizer.token_to_id("[PAD]")
+    tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token="[PAD]")
+    return tokenizer
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    encodings = tokenizer.encode_batch([t if t.strip() else "." for t in texts])
+    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+
+
+def to_predictions(labels: Labels, task_probs: np.ndarray, dimensions: np.ndarray, backend: str) -> list[Prediction]:
+    if task_probs.shape[1] != len(labels.tasks) or dimensions.shape[1] != len(labels.dimensions):
+        raise ArtifactError(f"model outputs have shapes {task_probs.shape} and {dimensions.shape}; labels.json "
+                            f"names {len(labels.tasks)} tasks and {len(labels.dimensions)} dimensions")
+    out = []
+    for probs, dims in zip(task_probs.astype(np.float64), dimensions.astype(np.float64), strict=True):
+        probs = np.clip(probs, 0.0, None)
+        total = probs.sum()
+        probs = probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+        p = {label: float(v) for label, v in zip(labels.tasks, probs, strict=True)}
+        d = {name: float(min(1.0, max(0.0, v))) for name, v in zip(labels.dimensions, dims, strict=True)}
+        out.append(Prediction(max(p, key=p.__getitem__), p, complexity_score(d), d, backend))
+    return out

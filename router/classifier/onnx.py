@@ -1,0 +1,70 @@
+"""The ONNX Runtime backend: one session per process, CUDA tried before CPU, the
+provider in use reported, batched inference, thread counts sized for small hosts.
+
+A GPU host installs `onnxruntime-gpu` instead of `onnxruntime` (same version); the
+CUDA provider is then used without any other change.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from router.classifier.artifact import (
+    INPUTS,
+    OUTPUTS,
+    ArtifactError,
+    encode,
+    load_labels,
+    load_tokenizer,
+    to_predictions,
+)
+from router.classifier.prediction import Prediction
+
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class OnnxClassifier:
+    name = "onnx"
+
+    def __init__(self, model_dir: Path | str, *, model_file: str = "model.onnx", threads: int | None = None,
+                 providers: Sequence[str] | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        self.model_path = self.model_dir / model_file
+        if not self.model_path.is_file():
+            raise ArtifactError(f"{self.model_path} is missing")
+        self.labels = load_labels(self.model_dir)
+        self.tokenizer = load_tokenizer(self.model_dir, self.labels.max_length)
+        options = ort.SessionOptions()
+        # Inference shares the host with the server: a couple of threads, no inter-op pool.
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = ort.get_available_providers()
+        wanted = [p for p in (providers or PREFERRED_PROVIDERS) if p in available] or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), options, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own exception types for corrupt models
+            raise ArtifactError(f"{self.model_path} cannot be loaded: {exc}") from None
+        names = {i.name for i in self.session.get_inputs()}, {o.name for o in self.session.get_outputs()}
+        if not set(INPUTS) <= names[0] or not set(OUTPUTS) <= names[1]:
+            raise ArtifactError(f"{self.model_path} must take {INPUTS} and give {OUTPUTS}; it takes "
+                                f"{sorted(names[0])} and gives {sorted(names[1])}")
+        self.provider = self.session.get_providers()[0]
+        self._lock = threading.Lock()  # tokenizer padding state is shared
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        with self._lock:
+            feeds = encode(self.tokenizer, texts)
+        task_probs, dimensions = self.session.run(list(OUTPUTS), feeds)
+        return to_predictions(self.labels, task_probs, dimensions, self.name)
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": self.name, "provider": self.provider, "model": str(self.model_path)}
