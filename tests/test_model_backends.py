@@ -138,3 +138,18 @@ def test_triton_model_config_parses_and_matches_the_artifact_contract() -> None:
     assert list(outputs["task_probs"].dims) == [len(TASK_LABELS)]
     assert list(outputs["dimensions"].dims) == [len(COMPLEXITY_WEIGHTS)]
     assert any(g.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU for g in config.instance_group)
+
+
+def test_an_untrained_build_cannot_route(artifact: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    build_dir = tmp_path / "latency-only"
+    shutil.copytree(artifact, build_dir)
+    labels = json.loads((build_dir / "labels.json").read_text())
+    (build_dir / "labels.json").write_text(json.dumps({**labels, "untrained": True}))
+    with pytest.raises(ArtifactError, match="untrained heads"):
+        OnnxClassifier(build_dir)
+    assert OnnxClassifier(build_dir, allow_untrained=True).classify(["hello"])[0].task == "Chatbot"
+    classifier, error = make_classifier(Settings.from_env({"ROUTER_CLASSIFIER_MODEL": str(build_dir)}))
+    assert classifier.info()["backend"] == "keyword" and "untrained heads" in error

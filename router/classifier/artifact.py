@@ -37,10 +37,12 @@ class Labels:
     max_length: int
 
 
-def load_labels(model_dir: Path) -> Labels:
+def load_labels(model_dir: Path, *, allow_untrained: bool = False) -> Labels:
     path = model_dir / "labels.json"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("untrained") and not allow_untrained:
+            raise ArtifactError(f"{model_dir} holds untrained heads (a latency-measurement build); it cannot route")
         labels = Labels(tuple(raw["tasks"]), tuple(raw["dimensions"]), int(raw.get("max_length", 128)))
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing") from None

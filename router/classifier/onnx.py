@@ -33,12 +33,12 @@ class OnnxClassifier:
     name = "onnx"
 
     def __init__(self, model_dir: Path | str, *, model_file: str = "model.onnx", threads: int | None = None,
-                 providers: Sequence[str] | None = None) -> None:
+                 providers: Sequence[str] | None = None, allow_untrained: bool = False) -> None:
         self.model_dir = Path(model_dir)
         self.model_path = self.model_dir / model_file
         if not self.model_path.is_file():
             raise ArtifactError(f"{self.model_path} is missing")
-        self.labels = load_labels(self.model_dir)
+        self.labels = load_labels(self.model_dir, allow_untrained=allow_untrained)
         self.tokenizer = load_tokenizer(self.model_dir, self.labels.max_length)
         options = ort.SessionOptions()
         # Inference shares the host with the server: a couple of threads, no inter-op pool.

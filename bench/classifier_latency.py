@@ -1,0 +1,72 @@
+"""Classifier latency: batch-1 p50/p99 for a ~100-token prompt and batch-32 throughput,
+for the ONNX artifact in fp32 and int8 and for the keyword classifier, in one run.
+
+Latency does not depend on the heads' weights, so an untrained-heads build is enough:
+    python -m router.classifier.export --encoder <minilm folder> --out /tmp/minilm-artifact
+    python bench/classifier_latency.py --artifact /tmp/minilm-artifact [--n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import command_line, percentile
+from router.classifier import KeywordClassifier
+from router.classifier.onnx import OnnxClassifier
+
+PROMPT = ("Write a Python function that reads a CSV file of customer orders, groups the orders by customer and "
+          "month, computes the total and the average order value for each group, and writes the result to a new "
+          "CSV file sorted by total descending. Handle missing values, malformed dates and duplicate order ids, "
+          "and explain the time complexity of your approach in two sentences. Use only the standard library, "
+          "add type hints and docstrings, and include three unit tests with pytest that cover the edge cases.")
+
+
+def measure(classifier, n: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    batch = [PROMPT + f" ({i})" for i in range(32)]
+    for _ in range(10):
+        classifier.classify([PROMPT])
+    single = []
+    for i in range(n):
+        start = time.perf_counter()
+        classifier.classify([PROMPT + f" v{i}"])
+        single.append((time.perf_counter() - start) * 1000)
+    rounds = max(3, n // 30)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        classifier.classify(batch)
+    throughput = rounds * len(batch) / (time.perf_counter() - start)
+    return percentile(single, 50), percentile(single, 99), throughput
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifact", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--providers", nargs="+", help="e.g. CUDAExecutionProvider (default: CUDA then CPU)")
+    args = parser.parse_args()
+
+    rows = []
+    for label, file in (("onnx fp32", "model-fp32.onnx"), ("onnx int8", "model.onnx")):
+        if not (args.artifact / file).is_file():
+            print(f"(no {file} in {args.artifact}; skipping {label})")
+            continue
+        c = OnnxClassifier(args.artifact, model_file=file, providers=args.providers, allow_untrained=True)
+        tokens = len(c.tokenizer.encode(PROMPT).ids)
+        rows.append((f"{label} [{c.provider}]", *measure(c, args.n)))
+    rows.append(("keyword", *measure(KeywordClassifier(), args.n)))
+
+    print(f"$ {command_line()}")
+    print(f"prompt: {tokens} tokens; batch-1 over {args.n} prompts; batch-32 throughput")
+    print(f"{'classifier':<44} {'p50 ms':>8} {'p99 ms':>8} {'batch-32 prompts/s':>20}")
+    for name, p50, p99, tput in rows:
+        print(f"{name:<44} {p50:>8.3f} {p99:>8.3f} {tput:>20,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
