@@ -1,0 +1,174 @@
+"""Classifier quality on a labeled set: accuracy, macro-F1, a per-label confusion matrix,
+the Japanese prompts on their own, and tier agreement (the share of prompts whose predicted
+task routes to the same tier as the true task would, under a policy).
+
+    python -m router.classifier.evaluate --data labeled.jsonl [--backend keyword|onnx] [--model DIR]
+
+Each JSONL line: {"prompt": "...", "task": "<one of the 11 labels>"}, optionally "context"
+(earlier turns, as the engine passes them). The console's reviewed-decision export
+(prompt, correct_task) is accepted too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from router.classifier.prediction import TASK_LABELS, Classifier, Prediction
+from router.classifier.text import join_turn_and_context
+from router.policy import Policy, decide
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    task: str
+    context: str = ""
+
+    @property
+    def japanese(self) -> bool:
+        return bool(JAPANESE.search(self.prompt))
+
+
+@dataclass
+class Scores:
+    n: int = 0
+    accuracy: float = 0.0
+    macro_f1: float = 0.0
+    per_label: dict[str, dict[str, float]] = field(default_factory=dict)
+    confusion: dict[str, Counter[str]] = field(default_factory=dict)  # true -> predicted -> count
+
+
+@dataclass
+class Report:
+    overall: Scores
+    japanese: Scores
+    tier_agreement: float | None
+
+
+def load_examples(path: Path) -> list[Example]:
+    """Read a labeled JSONL file; errors name the line."""
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            prompt = row["prompt"]
+            task = row.get("task") or row["correct_task"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"{path}:{number}: expected a JSON object with prompt and task") from None
+        if task not in TASK_LABELS:
+            raise ValueError(f"{path}:{number}: unknown task {task!r}; expected one of {list(TASK_LABELS)}")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"{path}:{number}: prompt must be a non-empty string")
+        examples.append(Example(prompt, task, row.get("context") or ""))
+    if not examples:
+        raise ValueError(f"{path}: no examples")
+    return examples
+
+
+def score(truth: Sequence[str], predicted: Sequence[str]) -> Scores:
+    if not truth:
+        return Scores()
+    confusion: dict[str, Counter[str]] = {}
+    for t, p in zip(truth, predicted, strict=True):
+        confusion.setdefault(t, Counter())[p] += 1
+    per_label = {}
+    for label in sorted(set(truth)):  # macro-F1 over the labels the set contains
+        tp = confusion.get(label, Counter())[label]
+        fp = sum(c[label] for t, c in confusion.items() if t != label)
+        fn = sum(confusion.get(label, Counter()).values()) - tp
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
+    accuracy = sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth)
+    macro = sum(v["f1"] for v in per_label.values()) / len(per_label)
+    return Scores(len(truth), accuracy, macro, per_label, confusion)
+
+
+def tier_agreement(examples: Sequence[Example], predictions: Sequence[Prediction], policy: Policy) -> float:
+    """Same complexity, true task vs predicted task: do both route to the same tier?"""
+    same = 0
+    for example, prediction in zip(examples, predictions, strict=True):
+        truth = replace(prediction, task=example.task,
+                        probabilities={label: float(label == example.task) for label in TASK_LABELS})
+        same += decide(prediction, policy).tier == decide(truth, policy).tier
+    return same / len(examples)
+
+
+def evaluate(classifier: Classifier, examples: Sequence[Example], policy: Policy | None = None,
+             batch: int = 32) -> Report:
+    texts = [join_turn_and_context(e.prompt, e.context) for e in examples]
+    predictions: list[Prediction] = []
+    for start in range(0, len(texts), batch):
+        predictions += classifier.classify(texts[start:start + batch])
+    truth = [e.task for e in examples]
+    predicted = [p.task for p in predictions]
+    ja = [i for i, e in enumerate(examples) if e.japanese]
+    return Report(score(truth, predicted), score([truth[i] for i in ja], [predicted[i] for i in ja]),
+                  tier_agreement(examples, predictions, policy) if policy else None)
+
+
+def format_report(report: Report) -> str:
+    lines = []
+    for name, s in (("all", report.overall), ("japanese", report.japanese)):
+        lines.append(f"{name}: n={s.n} accuracy={s.accuracy:.3f} macro-F1={s.macro_f1:.3f}")
+    if report.tier_agreement is not None:
+        lines.append(f"tier agreement: {report.tier_agreement:.3f}")
+    lines.append(f"{'label':<16} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>5}")
+    for label, v in report.overall.per_label.items():
+        lines.append(f"{label:<16} {v['precision']:>6.3f} {v['recall']:>6.3f} {v['f1']:>6.3f} {v['support']:>5}")
+    lines.append("confusion (true -> predicted: count)")
+    for true, row in report.overall.confusion.items():
+        lines.append(f"  {true}: " + ", ".join(f"{p} {n}" for p, n in row.most_common()))
+    return "\n".join(lines)
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    def plain(s: Scores) -> Mapping[str, Any]:
+        return {"n": s.n, "accuracy": s.accuracy, "macro_f1": s.macro_f1, "per_label": s.per_label,
+                "confusion": {k: dict(v) for k, v in s.confusion.items()}}
+
+    return {"all": plain(report.overall), "japanese": plain(report.japanese), "tier_agreement": report.tier_agreement}
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    from router.classifier import KeywordClassifier
+    from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--backend", choices=["keyword", "onnx"], default="keyword")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        examples = load_examples(args.data)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.backend == "onnx":
+        from router.classifier.onnx import OnnxClassifier
+
+        classifier: Classifier = OnnxClassifier(args.model)
+    else:
+        classifier = KeywordClassifier()
+    seed = load_seed(DEFAULT_CONFIG)
+    report = evaluate(classifier, examples, seed.policies[seed.default_policy])
+    print(json.dumps(as_json(report), indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

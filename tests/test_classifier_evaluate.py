@@ -1,0 +1,77 @@
+"""Classifier evaluation: metrics computed right, Japanese split out, tier agreement, and
+the command's handling of bad files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from router.classifier import KeywordClassifier
+from router.classifier.evaluate import Example, evaluate, load_examples, score, tier_agreement
+from router.config import DEFAULT_CONFIG, load_seed
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = load_seed(DEFAULT_CONFIG).policies["task-complexity"]
+
+
+def test_scores_by_hand() -> None:
+    s = score(["A", "A", "B", "B"], ["A", "B", "B", "B"])
+    assert s.accuracy == 0.75
+    assert s.per_label["A"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert s.per_label["B"]["precision"] == pytest.approx(2 / 3) and s.per_label["B"]["recall"] == 1.0
+    assert s.macro_f1 == pytest.approx((2 / 3 + 0.8) / 2)
+    assert s.confusion["A"] == {"A": 1, "B": 1}
+    assert score([], []).n == 0
+
+
+def test_keyword_classifier_on_the_seed_examples() -> None:
+    examples = [Example("Pythonでソートアルゴリズムを実装して", "Code Generation"),
+                Example("このアルゴリズムの計算量を説明して", "Open QA"),
+                Example("もっと簡潔にまとめて", "Rewrite", context="assistant: 計算量は O(n log n) です。"),
+                Example("Write a haiku about autumn rain", "Text Generation")]
+    report = evaluate(KeywordClassifier(), examples, POLICY)
+    assert report.overall.accuracy == 1.0 and report.overall.macro_f1 == 1.0
+    assert report.japanese.n == 3 and report.japanese.accuracy == 1.0
+    assert report.tier_agreement == 1.0
+
+
+def test_tier_agreement_counts_label_errors_that_change_the_tier() -> None:
+    k = KeywordClassifier()
+    examples = [Example("Summarize the following meeting notes", "Rewrite"),  # both go to 8B
+                Example("Summarize the following meeting notes", "Open QA")]  # 8B vs 70B
+    predictions = k.classify([e.prompt for e in examples])
+    assert tier_agreement(examples, predictions, POLICY) == 0.5
+
+
+def test_load_examples_names_bad_lines(tmp_path: Path) -> None:
+    good = tmp_path / "set.jsonl"
+    good.write_text(json.dumps({"prompt": "hi", "task": "Chatbot"}) + "\n\n" +
+                    json.dumps({"prompt": "make it shorter", "correct_task": "Rewrite", "context": "x"}) + "\n")
+    assert [e.task for e in load_examples(good)] == ["Chatbot", "Rewrite"]
+    bad = tmp_path / "bad.jsonl"
+    rows = [{"prompt": "hi", "task": "Chatbot"}, {"prompt": "x", "task": "Poetry"}]
+    bad.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: unknown task 'Poetry'"):
+        load_examples(bad)
+    bad.write_text("not json\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected a JSON object"):
+        load_examples(bad)
+
+
+def test_the_command(tmp_path: Path) -> None:
+    data = tmp_path / "set.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": "Write a Python function that reverses a list", "task": "Code Generation"},
+        {"prompt": "What is the capital of France?", "task": "Open QA"}]))
+    out = subprocess.run([sys.executable, "-m", "router.classifier.evaluate", "--data", str(data), "--json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["all"]["n"] == 2 and report["all"]["accuracy"] == 1.0 and report["tier_agreement"] == 1.0
+    missing = subprocess.run([sys.executable, "-m", "router.classifier.evaluate", "--data", str(tmp_path / "no")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "error:" in missing.stderr
