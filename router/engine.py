@@ -20,6 +20,7 @@ from typing import Any
 
 from router.chat_request import ROUTER_MODEL, ChatRequest
 from router.classifier import Classifier, KeywordClassifier, Prediction
+from router.classifier.batcher import MicroBatcher
 from router.errors import APIError
 from router.metrics import Metrics
 from router.policy import PINNED, Decision, Policy, decide
@@ -110,8 +111,8 @@ class Engine:
     def __init__(self, *, classifier: Classifier, registry: PolicyRegistry, tiers: TierClient,
                  decision_log: DecisionLog, durability_timeout_s: float = 5.0,
                  metrics: Metrics | None = None, redact_prompts: bool = False) -> None:
-        self.classifier = classifier
         self.keyword = KeywordClassifier()  # the fallback when a model backend fails
+        self.classifier = classifier
         self.registry = registry
         self.tiers = tiers
         self.decision_log = decision_log
@@ -124,15 +125,38 @@ class Engine:
 
     # -- planning -------------------------------------------------------------------------
 
+    @property
+    def classifier(self) -> Classifier:
+        return self._classifier
+
+    @classifier.setter
+    def classifier(self, value: Classifier) -> None:
+        # Model backends run in a worker thread with micro-batching; the keyword classifier
+        # takes microseconds and runs inline.
+        self._classifier = value
+        self._batcher = None if value.info().get("backend") == "keyword" else MicroBatcher(value)
+
     def classify(self, texts: list[str]) -> tuple[list[Prediction], bool]:
         """Predictions, and whether the keyword fallback produced them."""
         try:
             return self.classifier.classify(texts), False
         except Exception as exc:  # a model backend failing must not fail the request
-            self.classifier_failures += 1
-            self.last_classifier_error = f"{type(exc).__name__}: {exc}"
-            log.error("classifier %s failed, using keyword fallback: %s", self.classifier.name, exc)
-            return self.keyword.classify(texts), True
+            return self._fall_back(texts, exc), True
+
+    async def classify_one(self, text: str) -> tuple[Prediction, bool]:
+        if self._batcher is None:
+            predictions, fell_back = self.classify([text])
+            return predictions[0], fell_back
+        try:
+            return await self._batcher.classify(text), False
+        except Exception as exc:
+            return self._fall_back([text], exc)[0], True
+
+    def _fall_back(self, texts: list[str], exc: Exception) -> list[Prediction]:
+        self.classifier_failures += 1
+        self.last_classifier_error = f"{type(exc).__name__}: {exc}"
+        log.error("classifier %s failed, using keyword fallback: %s", self.classifier.name, exc)
+        return self.keyword.classify(texts)
 
     async def plan(self, req: ChatRequest) -> RoutePlan:
         started = time.perf_counter()
@@ -153,8 +177,7 @@ class Engine:
                                f"{policy.name!r} (tiers: {sorted(policy.tiers)})", param="model",
                                code="model_not_found")
         t0 = time.perf_counter()
-        predictions, fell_back = self.classify([req.classifier_text()])
-        prediction = predictions[0]
+        prediction, fell_back = await self.classify_one(req.classifier_text())
         classify_ms = (time.perf_counter() - t0) * 1000
         conversation_id = req.derived_conversation_id()
         if pinned is not None:

@@ -1,0 +1,70 @@
+"""Async micro-batching for model backends: prompts that arrive together are classified in
+one call, in a worker thread, so the event loop never waits on inference and a busy
+server gets batched throughput."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from router.classifier.prediction import Classifier, Prediction
+
+
+class MicroBatcher:
+    def __init__(self, classifier: Classifier, *, max_batch: int = 32, max_wait_ms: float = 1.0) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.classifier = classifier
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000
+        self._queue: asyncio.Queue[tuple[str, asyncio.Future[Prediction]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        # One inference thread: the backend uses its own intra-op threads.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
+        self.batches = 0
+        self.items = 0
+
+    async def classify(self, text: str) -> Prediction:
+        if self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+        assert self._queue is not None
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        await self._queue.put((text, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                timeout = deadline - loop.time()
+                if timeout <= 0 and self._queue.empty():
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(timeout, 0)))
+                except TimeoutError:
+                    break
+            live = [(t, f) for t, f in batch if not f.cancelled()]
+            if not live:
+                continue
+            try:
+                predictions = await loop.run_in_executor(self._executor, self.classifier.classify,
+                                                         [t for t, _ in live])
+            except Exception as exc:  # every waiter learns of the failure; the engine falls back
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.items += len(live)
+            for (_, future), prediction in zip(live, predictions, strict=True):
+                if not future.done():
+                    future.set_result(prediction)
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,87 @@
+"""Micro-batching of model backends: concurrent prompts share a call, each gets its own
+prediction, and a failure reaches every waiter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from router.classifier import KeywordClassifier, Prediction
+from router.classifier.batcher import MicroBatcher
+
+
+class Slow:
+    """A backend that takes 20 ms per call, whatever the batch size, as a model roughly does."""
+
+    name = "slow"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[int] = []
+        self.fail = fail
+        self.inner = KeywordClassifier()
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        time.sleep(0.02)
+        self.calls.append(len(texts))
+        if self.fail:
+            raise RuntimeError("inference failed")
+        return self.inner.classify(texts)
+
+    def info(self) -> dict:
+        return {"backend": "slow"}
+
+
+def test_concurrent_prompts_are_batched_and_answered_in_order() -> None:
+    backend = Slow()
+    batcher = MicroBatcher(backend, max_batch=16, max_wait_ms=5)
+    texts = [f"Write a Python function number {i}" if i % 2 else f"Summarize note {i}" for i in range(40)]
+
+    async def run() -> list[Prediction]:
+        return await asyncio.gather(*(batcher.classify(t) for t in texts))
+
+    start = time.perf_counter()
+    predictions = asyncio.run(run())
+    elapsed = time.perf_counter() - start
+    assert [p.task for p in predictions] == [p.task for p in KeywordClassifier().classify(texts)]
+    assert sum(backend.calls) == 40 and len(backend.calls) <= 5 and max(backend.calls) <= 16
+    assert elapsed < 40 * 0.02 / 2  # far faster than one call per prompt
+    batcher.close()
+
+
+def test_a_failure_reaches_every_waiter() -> None:
+    batcher = MicroBatcher(Slow(fail=True), max_wait_ms=5)
+
+    async def run() -> list:
+        return await asyncio.gather(*(batcher.classify(f"text {i}") for i in range(5)), return_exceptions=True)
+
+    results = asyncio.run(run())
+    assert all(isinstance(r, RuntimeError) and str(r) == "inference failed" for r in results)
+    batcher.close()
+
+
+def test_the_event_loop_keeps_running_during_inference() -> None:
+    batcher = MicroBatcher(Slow(), max_wait_ms=0)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    async def run() -> None:
+        task = asyncio.create_task(ticker())
+        await batcher.classify("hello")
+        task.cancel()
+
+    asyncio.run(run())
+    assert ticks >= 5  # the 20 ms inference ran off the loop
+    batcher.close()
+
+
+def test_max_batch_must_hold() -> None:
+    with pytest.raises(ValueError):
+        MicroBatcher(Slow(), max_batch=0)
