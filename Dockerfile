@@ -16,6 +16,7 @@ COPY router/ router/
 COPY storage/ storage/
 COPY config/ config/
 COPY pages/ pages/
+COPY models/ models/
 COPY .streamlit/ .streamlit/
 COPY app.py alembic.ini ./
 

@@ -56,7 +56,7 @@ def main() -> int:
             print(f"(no {file} in {args.artifact}; skipping {label})")
             continue
         c = OnnxClassifier(args.artifact, model_file=file, providers=args.providers, allow_untrained=True)
-        tokens = len(c.tokenizer.encode(PROMPT).ids)
+        tokens = len(c.pre.tokenizer.encode(PROMPT).ids)
         rows.append((f"{label} [{c.provider}]", *measure(c, args.n)))
     rows.append(("keyword", *measure(KeywordClassifier(), args.n)))
 

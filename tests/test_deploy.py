@@ -74,7 +74,7 @@ def test_dockerfile_installs_what_the_readme_installs() -> None:
     assert "pip install -r requirements-dev.txt" in readme.splitlines()[3]
     dev = (ROOT / "requirements-dev.txt").read_text()
     assert "-r requirements.txt" in dev  # the README's install includes the image's
-    for path in ("router/", "storage/", "pages/", "config/", ".streamlit/", "app.py", "alembic.ini"):
+    for path in ("router/", "storage/", "pages/", "config/", "models/", ".streamlit/", "app.py", "alembic.ini"):
         assert path in dockerfile, f"the image lacks {path}"
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
     assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile

@@ -49,7 +49,7 @@ def test_long_prompts_are_truncated_safely(artifact: Path) -> None:
     c = OnnxClassifier(artifact)
     long = "python " * 20 + "summarize " * 50_000
     assert c.classify([long])[0].task == "Code Generation"  # only the first 32 tokens count
-    encoded = c.tokenizer.encode(long)
+    encoded = c.pre.tokenizer.encode(long)
     assert len(encoded.ids) == 32
 
 

@@ -13,6 +13,7 @@ into Predictions the same way, so they agree on every prompt.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,3 +90,19 @@ def to_predictions(labels: Labels, task_probs: np.ndarray, dimensions: np.ndarra
         d = {name: float(min(1.0, max(0.0, v))) for name, v in zip(labels.dimensions, dims, strict=True)}
         out.append(Prediction(max(p, key=p.__getitem__), p, complexity_score(d), d, backend))
     return out
+
+
+class Preprocessor:
+    """An artifact's labels and tokenizer: what every backend running its model shares."""
+
+    def __init__(self, model_dir: Path, *, allow_untrained: bool = False) -> None:
+        self.labels = load_labels(model_dir, allow_untrained=allow_untrained)
+        self.tokenizer = load_tokenizer(model_dir, self.labels.max_length)
+        self._lock = threading.Lock()  # the tokenizer's padding state is shared
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return encode(self.tokenizer, texts)
+
+    def predictions(self, task_probs: np.ndarray, dimensions: np.ndarray, backend: str) -> list[Prediction]:
+        return to_predictions(self.labels, task_probs, dimensions, backend)

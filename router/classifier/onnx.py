@@ -8,22 +8,13 @@ CUDA provider is then used without any other change.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 
-from router.classifier.artifact import (
-    INPUTS,
-    OUTPUTS,
-    ArtifactError,
-    encode,
-    load_labels,
-    load_tokenizer,
-    to_predictions,
-)
+from router.classifier.artifact import INPUTS, OUTPUTS, ArtifactError, Preprocessor
 from router.classifier.prediction import Prediction
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -38,8 +29,7 @@ class OnnxClassifier:
         self.model_path = self.model_dir / model_file
         if not self.model_path.is_file():
             raise ArtifactError(f"{self.model_path} is missing")
-        self.labels = load_labels(self.model_dir, allow_untrained=allow_untrained)
-        self.tokenizer = load_tokenizer(self.model_dir, self.labels.max_length)
+        self.pre = Preprocessor(self.model_dir, allow_untrained=allow_untrained)
         options = ort.SessionOptions()
         # Inference shares the host with the server: a couple of threads, no inter-op pool.
         options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
@@ -56,15 +46,12 @@ class OnnxClassifier:
             raise ArtifactError(f"{self.model_path} must take {INPUTS} and give {OUTPUTS}; it takes "
                                 f"{sorted(names[0])} and gives {sorted(names[1])}")
         self.provider = self.session.get_providers()[0]
-        self._lock = threading.Lock()  # tokenizer padding state is shared
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        with self._lock:
-            feeds = encode(self.tokenizer, texts)
-        task_probs, dimensions = self.session.run(list(OUTPUTS), feeds)
-        return to_predictions(self.labels, task_probs, dimensions, self.name)
+        task_probs, dimensions = self.session.run(list(OUTPUTS), self.pre.encode(texts))
+        return self.pre.predictions(task_probs, dimensions, self.name)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "provider": self.provider, "model": str(self.model_path)}

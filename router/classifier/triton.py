@@ -4,20 +4,11 @@ tokenizer, reached over HTTP or gRPC with tritonclient (the KServe v2 protocol).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from router.classifier.artifact import (
-    INPUTS,
-    OUTPUTS,
-    ArtifactError,
-    encode,
-    load_labels,
-    load_tokenizer,
-    to_predictions,
-)
+from router.classifier.artifact import INPUTS, OUTPUTS, ArtifactError, Preprocessor
 from router.classifier.prediction import Prediction
 
 
@@ -32,10 +23,7 @@ class TritonClassifier:
         self.model_name = model_name
         self.protocol = protocol
         self.timeout_s = timeout_s
-        model_dir = Path(model_dir)
-        self.labels = load_labels(model_dir)
-        self.tokenizer = load_tokenizer(model_dir, self.labels.max_length)
-        self._lock = threading.Lock()
+        self.pre = Preprocessor(Path(model_dir))
         if protocol == "http":
             import tritonclient.http as client
         else:
@@ -54,8 +42,7 @@ class TritonClassifier:
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        with self._lock:
-            feeds = encode(self.tokenizer, texts)
+        feeds = self.pre.encode(texts)
         client = self._client_mod
         http = self.protocol == "http"
         inputs = []
@@ -68,7 +55,7 @@ class TritonClassifier:
                    for name in OUTPUTS]
         kwargs = {} if http else {"client_timeout": self.timeout_s}
         result = self._client.infer(self.model_name, inputs, outputs=outputs, **kwargs)
-        return to_predictions(self.labels, result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1]), self.name)
+        return self.pre.predictions(result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1]), self.name)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "provider": f"Triton {self.protocol}://{self.url}", "model": self.model_name}
