@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +25,14 @@ PROMPTS = [
     "Give me 10 ideas for a team offsite",
     "Hello! How are you today?",
 ]
+
+
+def require_wrk() -> bool:
+    """The load benchmarks drive HTTP with wrk; say how to get it when it is missing."""
+    if shutil.which("wrk"):
+        return True
+    print("wrk is required: apt-get install wrk", file=sys.stderr)
+    return False
 
 
 def command_line() -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PROMPTS, command_line, free_port, start_stack, wait_http
+from bench.common import PROMPTS, command_line, free_port, require_wrk, start_stack, wait_http
 from bench.throughput import lua_script, run_wrk
 from storage.db import make_engine
 from storage.queries import list_decisions
@@ -66,8 +65,7 @@ def main() -> int:
     parser.add_argument("--ttft-ms", type=float, default=20, help="the simulator's delay per answer")
     parser.add_argument("--litellm", help="path to LiteLLM's `litellm` command, to compare with its proxy")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is required: apt-get install wrk", file=sys.stderr)
+    if not require_wrk():
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="router-load-"))

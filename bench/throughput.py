@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PROMPTS, command_line, percentile, start_stack
+from bench.common import PROMPTS, command_line, percentile, require_wrk, start_stack
 from storage.db import make_engine
 from storage.queries import list_decisions
 
@@ -63,8 +62,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--database-url", help="default: a SQLite file in a temp folder")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        print("wrk is required: apt-get install wrk", file=sys.stderr)
+    if not require_wrk():
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="router-bench-"))

@@ -91,10 +91,7 @@ class BlockingEngine:
         return self.runtime.registry.refresh()
 
     def health(self) -> dict[str, Any]:
-        report = self.runtime.health()
-        for name, status in self.run(self.runtime.check_tiers(), timeout=10).items():
-            report["tiers"].setdefault(name, {}).update(status)
-        return report
+        return self.run(self.runtime.health_with_tiers(), timeout=10)
 
     def close(self) -> None:
         self.run(self.runtime.aclose())

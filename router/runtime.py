@@ -118,6 +118,13 @@ class Runtime:
             "simulator": self.simulator.url if self.simulator else None,
         }
 
+    async def health_with_tiers(self) -> dict[str, Any]:
+        """The health report with each tier's reachability merged in."""
+        report = self.health()
+        for name, status in (await self.check_tiers()).items():
+            report["tiers"].setdefault(name, {}).update(status)
+        return report
+
     async def check_tiers(self, timeout_s: float = 2.0) -> dict[str, dict[str, Any]]:
         """Reachability of each tier of the default policy (GET /models), cached briefly."""
         default = self.registry.get().policy

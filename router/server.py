@@ -147,11 +147,8 @@ def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], 
         return json_response({"object": "list", "data": data})
 
     async def health(request: Request) -> Response:
-        report = rt().health()
-        if request.query_params.get("tiers", "1") != "0":
-            reach = await rt().check_tiers()
-            for name, status in reach.items():
-                report["tiers"].setdefault(name, {}).update(status)
+        with_tiers = request.query_params.get("tiers", "1") != "0"
+        report = await rt().health_with_tiers() if with_tiers else rt().health()
         return json_response(report, 200 if report["status"] == "ok" else 503)
 
     async def metrics(_: Request) -> Response:
