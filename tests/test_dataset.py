@@ -1,0 +1,85 @@
+"""The labeled-set builder: label rows pin real text, a cut-off source file still reads, and
+anything that does not match fails with a message naming the row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router.classifier.dataset import (
+    DatasetError,
+    fill_template,
+    iter_json_array,
+    read_label_rows,
+    sharegpt_examples,
+    text_sha,
+)
+from router.classifier.text import MODEL_TURN_HEAD_CHARS, MODEL_TURN_TAIL_CHARS, model_text
+
+CONVERSATIONS = [
+    {"id": "a1", "conversations": [{"from": "human", "value": "Summarize this: the cat sat."},
+                                   {"from": "gpt", "value": "A cat sat."},
+                                   {"from": "human", "value": "Is it positive or negative?"}]},
+    {"id": "b2", "conversations": [{"from": "human", "value": "write a haiku about rain"}]},
+]
+
+
+def write_labels(path: Path, rows: list[tuple[str, int, str, str]]) -> Path:
+    lines = ["# comment", "id\tturn\tsha1\ttask\tselection"]
+    lines += [f"{cid}\t{turn}\t{sha}\t{task}\trandom" for cid, turn, sha, task in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_cut_off_array_yields_the_whole_records_before_the_cut() -> None:
+    text = json.dumps(CONVERSATIONS)
+    assert [c["id"] for c in iter_json_array(text)] == ["a1", "b2"]
+    cut = text[: text.index('"b2"') + 10]
+    assert [c["id"] for c in iter_json_array(cut)] == ["a1"]
+
+
+def test_labeled_turns_come_back_with_their_context(tmp_path: Path) -> None:
+    rows = read_label_rows(write_labels(tmp_path / "l.tsv", [
+        ("a1", 2, text_sha("Is it positive or negative?"), "Classification"),
+        ("b2", 0, text_sha("write a haiku about rain"), "Text Generation")]))
+    examples = sharegpt_examples(json.dumps(CONVERSATIONS), rows)
+    assert [(e["prompt"], e["task"]) for e in examples] == [
+        ("Is it positive or negative?", "Classification"), ("write a haiku about rain", "Text Generation")]
+    assert examples[0]["context"] == "Summarize this: the cat sat.\nA cat sat."
+    assert examples[1]["context"] == ""
+
+
+def test_changed_text_unknown_rows_and_unknown_tasks_fail_by_name(tmp_path: Path) -> None:
+    rows = read_label_rows(write_labels(tmp_path / "l.tsv", [("b2", 0, "000000000000", "Text Generation")]))
+    with pytest.raises(DatasetError, match="b2 turn 0: text differs"):
+        sharegpt_examples(json.dumps(CONVERSATIONS), rows)
+    rows = read_label_rows(write_labels(tmp_path / "l.tsv", [("zz", 0, "000000000000", "Text Generation")]))
+    with pytest.raises(DatasetError, match="not in the package"):
+        sharegpt_examples(json.dumps(CONVERSATIONS), rows)
+    with pytest.raises(DatasetError, match="row 2: unknown task 'Poetry'"):
+        read_label_rows(write_labels(tmp_path / "l.tsv", [("b2", 0, "x", "Poetry")]))
+
+
+def test_templates_are_filled_from_defaults_then_descriptions() -> None:
+    template = {"prompt": "トピック: {topic}\n文体: {tone}\n書いてください。",
+                "variables": {"topic": {"description": "記事のトピック", "required": True},
+                              "tone": {"description": "文体", "default": "親しみやすい"}}}
+    assert fill_template(template) == "トピック: 記事のトピック\n文体: 親しみやすい\n書いてください。"
+
+
+def test_the_shipped_label_files_parse() -> None:
+    labels = Path(__file__).resolve().parent.parent / "training" / "labels"
+    sharegpt = read_label_rows(labels / "sharegpt.tsv")
+    assert len(sharegpt) > 1000 and len({(r["id"], r["turn"]) for r in sharegpt}) == len(sharegpt)
+    assert len(read_label_rows(labels / "jp_prompt.tsv")) == 50
+
+
+def test_a_long_turn_keeps_its_head_and_its_instruction_at_the_end() -> None:
+    pasted = "word " * 400
+    text = model_text("Here is an email: " + pasted + "Summarize this email")
+    assert text.startswith("Here is an email: ")
+    assert text.endswith("Summarize this email")
+    assert len(text) <= MODEL_TURN_HEAD_CHARS + MODEL_TURN_TAIL_CHARS + 3
+    assert model_text("short turn") == "short turn"

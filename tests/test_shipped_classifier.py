@@ -1,0 +1,51 @@
+"""The opt-in classifier artifact that ships in models/prompt-classifier-en: it loads on CPU,
+keeps the contract, stays small and documented, reads English prompts, and `auto` does not
+pick it (it has not met the bar for replacing the keyword classifier; see its model card)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from router.classifier import COMPLEXITY_WEIGHTS, TASK_LABELS
+from router.classifier.onnx import OnnxClassifier
+from router.config import DEFAULT_MODEL, Settings
+from router.runtime import make_classifier
+
+SHIPPED = DEFAULT_MODEL.parent / "prompt-classifier-en"
+
+
+@pytest.fixture(scope="module")
+def model() -> OnnxClassifier:
+    return OnnxClassifier(SHIPPED)
+
+
+def test_the_artifact_is_trained_small_and_documented() -> None:
+    labels = json.loads((SHIPPED / "labels.json").read_text())
+    assert not labels.get("untrained") and labels["tasks"] == list(TASK_LABELS)
+    assert (SHIPPED / "model.onnx").stat().st_size < 30e6
+    card = (SHIPPED / "MODEL_CARD.md").read_text()
+    assert "macro-F1" in card and "sharegpt" in card and "jp-prompt" in card
+
+
+def test_it_loads_on_cpu_and_keeps_the_contract(model: OnnxClassifier) -> None:
+    assert model.provider == "CPUExecutionProvider"
+    texts = ["Write a Python function that merges two sorted lists", "Summarize this email: hi all, the launch "
+             "moved to May.", "hello!", "", "x" * 100_000]
+    predictions = model.classify(texts)
+    assert len(predictions) == len(texts)
+    for p in predictions:
+        assert set(p.probabilities) == set(TASK_LABELS) and sum(p.probabilities.values()) == pytest.approx(1.0)
+        assert p.task == max(p.probabilities, key=p.probabilities.__getitem__)
+        assert set(p.dimensions) == set(COMPLEXITY_WEIGHTS) and 0.0 <= p.complexity <= 1.0
+    assert predictions[0].task == "Code Generation"
+    assert predictions[1].task == "Summarization"
+
+
+def test_auto_keeps_the_keyword_classifier_and_onnx_takes_the_shipped_model() -> None:
+    classifier, error = make_classifier(Settings.from_env({}))
+    assert error is None and classifier.info()["backend"] == "keyword"
+    classifier, error = make_classifier(Settings.from_env({"ROUTER_CLASSIFIER": "onnx",
+                                                           "ROUTER_CLASSIFIER_MODEL": str(SHIPPED)}))
+    assert error is None and classifier.info()["backend"] == "onnx"
