@@ -18,6 +18,9 @@ from tests.conftest import Simulator, write_config
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000
 LIMIT_S = 2.0
+# Aggregating every one of the 100k rows: seconds on a slow 2-core host; a per-row Python path
+# (the regression this guards against) takes tens of seconds.
+ALL_TIME_LIMIT_S = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def test_page_renders_fast_with_100k_decisions(console: None, big_database: str,
     assert first < LIMIT_S + 1.0  # includes importing plotly on the first chart page
     if page == "costs":  # the widest range reads every row's aggregates
         at.selectbox(key="costs_range").set_value("All time")
-        assert timed_run(at) < LIMIT_S
+        assert timed_run(at) < ALL_TIME_LIMIT_S
         assert any(m.label == "Requests" and m.value == f"{ROWS:,}" for m in at.metric)
     if page == "misroutes":
         assert at.selectbox(key="review_pick").options  # the queue is filled
