@@ -19,14 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import command_line
 from router.classifier import KeywordClassifier
 from router.classifier.dataset import DatasetError, build
-from router.classifier.evaluate import Example, evaluate, format_report, split
+from router.classifier.evaluate import Example, evaluate, format_report, format_seed_routing, seed_routing, split
 from router.classifier.prediction import Classifier
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
-
-EARLIER_TURNS = "user: このアルゴリズムの計算量を説明して\nassistant: 平均 O(n log n)、最悪 O(n^2) です。"
-SEED_EXAMPLES = [Example("Pythonでソートアルゴリズムを実装して", "Code Generation"),
-                 Example("このアルゴリズムの計算量を説明して", "Open QA"),
-                 Example("もっと簡潔にまとめて", "Rewrite", context=EARLIER_TURNS)]
 
 
 def main() -> int:
@@ -52,8 +47,7 @@ def main() -> int:
     for name, classifier in classifiers.items():
         print(f"\n== {name}: held-out split")
         print(format_report(evaluate(classifier, held_out, policy)))
-        seed_report = evaluate(classifier, SEED_EXAMPLES, policy)
-        print(f"== {name}: seed examples {seed_report.overall.accuracy * len(SEED_EXAMPLES):.0f}/{len(SEED_EXAMPLES)}")
+        print(f"== {name}: " + format_seed_routing(seed_routing(classifier, policy)))
     return 0
 
 

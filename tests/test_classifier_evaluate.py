@@ -11,11 +11,33 @@ from pathlib import Path
 import pytest
 
 from router.classifier import KeywordClassifier
-from router.classifier.evaluate import Example, evaluate, load_examples, score, tier_agreement
+from router.classifier.evaluate import (
+    SEED_EXAMPLES,
+    Example,
+    evaluate,
+    format_seed_routing,
+    load_examples,
+    score,
+    seed_routing,
+    tier_agreement,
+)
+from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction
 from router.config import DEFAULT_CONFIG, load_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_seed(DEFAULT_CONFIG).policies["task-complexity"]
+
+
+class ConstantClassifier:
+    """Calls every text the same task, sure of it, with no complexity."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+
+    def classify(self, texts: list[str]) -> list[Prediction]:
+        probabilities = {label: float(label == self.task) for label in TASK_LABELS}
+        return [Prediction(self.task, probabilities, 0.0, dict.fromkeys(COMPLEXITY_WEIGHTS, 0.0), "constant")
+                for _ in texts]
 
 
 def test_scores_by_hand() -> None:
@@ -29,14 +51,22 @@ def test_scores_by_hand() -> None:
 
 
 def test_keyword_classifier_on_the_seed_examples() -> None:
-    examples = [Example("Pythonでソートアルゴリズムを実装して", "Code Generation"),
-                Example("このアルゴリズムの計算量を説明して", "Open QA"),
-                Example("もっと簡潔にまとめて", "Rewrite", context="assistant: 計算量は O(n log n) です。"),
-                Example("Write a haiku about autumn rain", "Text Generation")]
+    examples = [*SEED_EXAMPLES, Example("Write a haiku about autumn rain", "Text Generation")]
     report = evaluate(KeywordClassifier(), examples, POLICY)
     assert report.overall.accuracy == 1.0 and report.overall.macro_f1 == 1.0
     assert report.japanese.n == 3 and report.japanese.accuracy == 1.0
     assert report.tier_agreement == 1.0
+
+
+def test_seed_routing_names_each_examples_label_and_tier() -> None:
+    rows = seed_routing(KeywordClassifier(), POLICY)
+    assert [r.predicted for r in rows] == [e.task for e in SEED_EXAMPLES]
+    assert all(r.routed_right for r in rows)
+    text = format_seed_routing(rows)
+    assert text.startswith("seed examples: 3/3 routed right, 3/3 labeled right")
+    # A classifier that calls everything Other is caught: the Rewrite example loses its small tier.
+    wrong = seed_routing(ConstantClassifier("Other"), POLICY)
+    assert not wrong[2].routed_right and "MISROUTED" in format_seed_routing(wrong)
 
 
 def test_tier_agreement_counts_label_errors_that_change_the_tier() -> None:

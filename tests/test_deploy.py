@@ -35,8 +35,9 @@ def test_compose_services_and_paths() -> None:
     triton = services["triton"]
     assert triton["profiles"] == ["triton"]
     assert "./triton:/models:ro" in triton["volumes"] and (DEPLOY / "triton" / "prompt_classifier").is_dir()
-    # The model file is the classifier artifact's, mounted where config.pbtxt expects version 1.
-    assert "../models/prompt-classifier/model.onnx:/models/prompt_classifier/1/model.onnx:ro" in triton["volumes"]
+    # The model file is the artifact's fp32 export (not the per-batch-quantized int8 one), mounted where
+    # config.pbtxt expects version 1.
+    assert "../models/prompt-classifier/model-fp32.onnx:/models/prompt_classifier/1/model.onnx:ro" in triton["volumes"]
     gpu = triton["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and gpu["capabilities"] == ["gpu"]
     assert services["api"]["environment"]["ROUTER_TRITON_URL"] == "triton:8000"

@@ -153,3 +153,16 @@ def test_an_untrained_build_cannot_route(artifact: Path, tmp_path: Path) -> None
     assert OnnxClassifier(build_dir, allow_untrained=True).classify(["hello"])[0].task == "Chatbot"
     classifier, error = make_classifier(Settings.from_env({"ROUTER_CLASSIFIER_MODEL": str(build_dir)}))
     assert classifier.info()["backend"] == "keyword" and "untrained heads" in error
+
+
+def test_a_dynamically_quantized_model_gives_each_prompt_the_same_prediction_alone_or_batched(
+        tmp_path: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = build(tmp_path / "int8")
+    quantize_dynamic(str(folder / "model.onnx"), str(folder / "model-int8.onnx"), weight_type=QuantType.QInt8)
+    int8 = OnnxClassifier(folder, model_file="model-int8.onnx")
+    assert int8.one_per_run and not OnnxClassifier(folder).one_per_run
+    texts = ["Write a Python function please", "prove the story " * 10, "hello"]
+    alone = [int8.classify([t])[0] for t in texts]
+    assert int8.classify(texts) == alone

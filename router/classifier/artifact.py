@@ -5,6 +5,8 @@
                           dimensions (float32, [batch, dims], each in [0, 1])
     <dir>/tokenizer.json  a `tokenizers` tokenizer
     <dir>/labels.json     {"tasks": [...], "dimensions": [...], "max_length": N}
+    <dir>/glossary-ja.tsv.gz  optional: Japanese is read through this English gloss
+                          (router/classifier/glossary.py); a model trained with it has it
 
 Both backends tokenize in the client with the same tokenizer and turn the two outputs
 into Predictions the same way, so they agree on every prompt.
@@ -21,9 +23,11 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from router.classifier.glossary import Glossary, GlossaryError
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction, complexity_score
 from router.classifier.text import model_text
 
+GLOSSARY_FILE = "glossary-ja.tsv.gz"
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("task_probs", "dimensions")
 
@@ -72,8 +76,26 @@ def load_tokenizer(model_dir: Path, max_length: int) -> Tokenizer:
     return tokenizer
 
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    encodings = tokenizer.encode_batch([model_text(t) if t.strip() else "." for t in texts])
+def load_glossary(model_dir: Path) -> Glossary | None:
+    path = model_dir / GLOSSARY_FILE
+    if not path.exists():
+        return None
+    try:
+        return Glossary.load(path)
+    except GlossaryError as exc:
+        raise ArtifactError(str(exc)) from None
+
+
+def input_text(text: str, glossary: Glossary | None) -> str:
+    """What the model reads for one classifier text (training calls this too)."""
+    if not text.strip():
+        return "."
+    text = model_text(text)
+    return glossary.gloss(text) if glossary is not None else text
+
+
+def encode(tokenizer: Tokenizer, texts: Sequence[str], glossary: Glossary | None = None) -> dict[str, np.ndarray]:
+    encodings = tokenizer.encode_batch([input_text(t, glossary) for t in texts])
     return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
 
@@ -99,11 +121,12 @@ class Preprocessor:
     def __init__(self, model_dir: Path, *, allow_untrained: bool = False) -> None:
         self.labels = load_labels(model_dir, allow_untrained=allow_untrained)
         self.tokenizer = load_tokenizer(model_dir, self.labels.max_length)
+        self.glossary = load_glossary(model_dir)
         self._lock = threading.Lock()  # the tokenizer's padding state is shared
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         with self._lock:
-            return encode(self.tokenizer, texts)
+            return encode(self.tokenizer, texts, self.glossary)
 
     def predictions(self, task_probs: np.ndarray, dimensions: np.ndarray, backend: str) -> list[Prediction]:
         return to_predictions(self.labels, task_probs, dimensions, backend)

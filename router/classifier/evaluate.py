@@ -40,6 +40,26 @@ class Example:
         return bool(JAPANESE.search(self.prompt))
 
 
+# The seed policy's own examples of what the classifier must get right: a conversation that
+# asks for code, then an explanation, then a shorter version of that explanation.
+SEED_CONTEXT = "user: このアルゴリズムの計算量を説明して\nassistant: 平均 O(n log n)、最悪 O(n^2) です。"
+SEED_EXAMPLES = (Example("Pythonでソートアルゴリズムを実装して", "Code Generation"),
+                 Example("このアルゴリズムの計算量を説明して", "Open QA"),
+                 Example("もっと簡潔にまとめて", "Rewrite", context=SEED_CONTEXT))
+
+
+@dataclass(frozen=True)
+class SeedRouting:
+    example: Example
+    predicted: str
+    tier: str
+    expected_tier: str
+
+    @property
+    def routed_right(self) -> bool:
+        return self.tier == self.expected_tier
+
+
 @dataclass
 class Scores:
     n: int = 0
@@ -121,6 +141,30 @@ def tier_agreement(examples: Sequence[Example], predictions: Sequence[Prediction
                         probabilities={label: float(label == example.task) for label in TASK_LABELS})
         same += decide(prediction, policy).tier == decide(truth, policy).tier
     return same / len(examples)
+
+
+def seed_routing(classifier: Classifier, policy: Policy,
+                 examples: Sequence[Example] = SEED_EXAMPLES) -> list[SeedRouting]:
+    """Each example's predicted task and tier against the tier its true task routes to."""
+    predictions = classifier.classify([join_turn_and_context(e.prompt, e.context) for e in examples])
+    out = []
+    for example, prediction in zip(examples, predictions, strict=True):
+        truth = replace(prediction, task=example.task,
+                        probabilities={label: float(label == example.task) for label in TASK_LABELS})
+        out.append(SeedRouting(example, prediction.task, decide(prediction, policy).tier,
+                               decide(truth, policy).tier))
+    return out
+
+
+def format_seed_routing(rows: Sequence[SeedRouting]) -> str:
+    lines = [f"seed examples: {sum(r.routed_right for r in rows)}/{len(rows)} routed right, "
+             f"{sum(r.predicted == r.example.task for r in rows)}/{len(rows)} labeled right"]
+    for r in rows:
+        mark = "ok" if r.routed_right else "MISROUTED"
+        after = " (after an answer)" if r.example.context else ""
+        lines.append(f"  {r.example.prompt}{after}: {r.predicted} -> {r.tier} "
+                     f"(expected {r.example.task} -> {r.expected_tier}) {mark}")
+    return "\n".join(lines)
 
 
 def evaluate(classifier: Classifier, examples: Sequence[Example], policy: Policy | None = None,

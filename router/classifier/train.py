@@ -1,7 +1,9 @@
 """Train the classifier on a labeled set and write the artifact.
 
     python -m router.classifier.dataset --out labeled.jsonl
-    python -m router.classifier.train --data labeled.jsonl --encoder DIR [--out models/prompt-classifier]
+    python -m router.classifier.glossary_build --out glossary-ja.tsv.gz
+    python -m router.classifier.train --data labeled.jsonl --encoder DIR --glossary glossary-ja.tsv.gz \
+        [--out models/prompt-classifier]
 
 The MiniLM encoder is fine-tuned together with a task head (softmax over the 11 labels) and
 a dimensions head (sigmoid, six complexity dimensions). The dimensions are not labeled in
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -26,13 +29,22 @@ from pathlib import Path
 
 import torch
 
-from router.classifier.artifact import load_tokenizer
+from router.classifier.artifact import GLOSSARY_FILE, input_text, load_tokenizer
 from router.classifier.encoder import load_encoder
-from router.classifier.evaluate import Example, evaluate, format_report, load_examples, split
+from router.classifier.evaluate import (
+    Example,
+    evaluate,
+    format_report,
+    format_seed_routing,
+    load_examples,
+    seed_routing,
+    split,
+)
 from router.classifier.export import export
+from router.classifier.glossary import Glossary
 from router.classifier.keyword import KeywordClassifier
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
-from router.classifier.text import join_turn_and_context, model_text
+from router.classifier.text import join_turn_and_context
 
 
 def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: torch.Tensor,  # type: ignore[no-untyped-def]
@@ -77,7 +89,8 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
 
 
 def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Example],  # type: ignore[type-arg]
-               report_text: str, keyword_text: str, command: str) -> None:
+               report_text: str, keyword_text: str, seed_text: str, command: str,
+               glossary: Glossary | None = None) -> None:
     sources = Counter(r.get("source", "unknown") for r in rows)
     licenses = {r.get("source", "unknown"): r.get("license", "unknown") for r in rows}
     selections = Counter(r.get("selection", "unknown") for r in rows if r.get("source") == "sharegpt")
@@ -98,7 +111,21 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
               "trained on).", "",
               "Task counts: " + ", ".join(f"{t} {n}" for t, n in Counter(r["task"] for r in rows).most_common()),
-              "", "## How the complexity dimensions are estimated", "",
+              ""]
+    if glossary:
+        lines += ["## Japanese input", "",
+                  "The encoder's vocabulary is English: most kanji in a request (実装, 説明, 簡潔) are [UNK] to it. "
+                  f"The artifact ships `{GLOSSARY_FILE}`, built from JMdict by `python -m "
+                  "router.classifier.glossary_build` (package `jamdict-data`): each Japanese run is segmented "
+                  "into dictionary words (cheapest segmentation, common words preferred) and replaced by their "
+                  "first English gloss, in training and in serving alike, so 'Pythonでソートアルゴリズムを実装して' "
+                  "reaches the model as 'Python sort algorithm implementation'. Particles and auxiliaries are "
+                  "dropped; words the glossary lacks are dropped too. The glossary holds "
+                  f"{len(glossary.glosses):,} forms and takes about 30 MB of memory once loaded. JMdict is © the "
+                  "Electronic Dictionary Research and Development Group, used under CC BY-SA 3.0 "
+                  "(https://www.edrdg.org/edrdg/licence.html); the glossary file is a derived work under the "
+                  "same licence.", ""]
+    lines += ["## How the complexity dimensions are estimated", "",
               "The data carries no dimension labels. Each dimension's target is the keyword classifier's "
               "cue-based estimate (router/classifier/keyword.py): creativity from creative-writing and "
               "ideation cues (and 0.3 x reasoning), reasoning from proof/derivation/analysis cues and "
@@ -109,6 +136,7 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "+ 0.05 contextual knowledge + 0.05 few-shot.", "",
               "## Held-out evaluation: this model (int8 artifact)", "", "```", report_text, "```", "",
               "## Same held-out prompts: keyword classifier", "", "```", keyword_text, "```", "",
+              "## The seed policy's examples (never trained on)", "", "```", seed_text, "```", "",
               f"Latency: `python bench/classifier_latency.py --artifact {out}`.", ""]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
 
@@ -124,7 +152,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--glossary", type=Path, help="Japanese glossary (router.classifier.glossary_build); "
+                        "shipped in the artifact so serving reads Japanese the way training did")
     args = parser.parse_args()
+    glossary = Glossary.load(args.glossary) if args.glossary else None
 
     examples = load_examples(args.data)
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -137,24 +168,31 @@ def main() -> int:
     tasks = torch.tensor([TASK_LABELS.index(e.task) for e in train])
     keyword = KeywordClassifier().classify(texts)
     dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS] for p in keyword])
-    fine_tune(model, tokenizer, [model_text(t) for t in texts], tasks, dims,
+    fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims,
               epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights)
         export(args.encoder, args.out, weights=weights, max_length=args.max_length)
+    if args.glossary:
+        shutil.copy(args.glossary, args.out / GLOSSARY_FILE)
+    else:
+        (args.out / GLOSSARY_FILE).unlink(missing_ok=True)
 
     from router.classifier.onnx import OnnxClassifier
     from router.config import DEFAULT_CONFIG, load_seed
 
     seed = load_seed(DEFAULT_CONFIG)
     policy = seed.policies[seed.default_policy]
-    report_text = format_report(evaluate(OnnxClassifier(args.out), test, policy))
+    shipped = OnnxClassifier(args.out)
+    report_text = format_report(evaluate(shipped, test, policy))
     keyword_text = format_report(evaluate(KeywordClassifier(), test, policy))
+    seed_text = format_seed_routing(seed_routing(shipped, policy))
     print(report_text)
+    print(seed_text)
     command = "python -m router.classifier.train " + " ".join(sys.argv[1:])
-    model_card(args.out, rows, train, test, report_text, keyword_text, command)
+    model_card(args.out, rows, train, test, report_text, keyword_text, seed_text, command, glossary)
     print(f"wrote {args.out}")
     return 0
 

