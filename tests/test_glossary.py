@@ -12,7 +12,7 @@ import pytest
 
 from router.classifier.artifact import GLOSSARY_FILE, ArtifactError
 from router.classifier.glossary import Glossary, GlossaryError, has_japanese
-from router.classifier.glossary_build import build, write
+from router.classifier.glossary_build import build, main, write
 from router.classifier.onnx import OnnxClassifier
 from tests.tiny_artifact import build as build_artifact
 
@@ -142,3 +142,15 @@ def test_a_corrupt_glossary_fails_the_artifact_load(tmp_path: Path, glossary_fil
     (folder / GLOSSARY_FILE).write_bytes(b"\x1f\x8b broken")
     with pytest.raises(ArtifactError, match=GLOSSARY_FILE):
         OnnxClassifier(folder)
+
+
+def test_the_build_command_writes_a_glossary_and_names_a_bad_database(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = jmdict_db(tmp_path / "jmdict.db")
+    assert main(["--db", str(db), "--out", str(tmp_path / "g.tsv.gz")]) == 0
+    assert Glossary.load(tmp_path / "g.tsv.gz").glosses["実装"] == "implementation"
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    assert main(["--db", str(tmp_path / "junk.db"), "--out", str(tmp_path / "x.tsv.gz")]) == 2
+    assert "junk.db is not a readable JMdict database" in capsys.readouterr().err
+    assert main(["--db", str(tmp_path / "absent.db"), "--out", str(tmp_path / "x.tsv.gz")]) == 2
+    assert "absent.db is missing" in capsys.readouterr().err

@@ -147,20 +147,25 @@ def write(entries: dict[str, tuple[str, float]], out: Path) -> None:
             f.write(f"{form}\t{gloss}\t{cost:g}\n")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    parser.add_argument("--db", type=Path, help="a JMdict SQLite file in jamdict's layout "
+                        "(default: the one the jamdict-data package installs)")
+    args = parser.parse_args(argv)
     try:
-        db_path = package_file("jamdict_data", "jamdict.db")
+        db_path = args.db or package_file("jamdict_data", "jamdict.db")
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not db_path.is_file():
-        print(f"error: {db_path} is missing: reinstall jamdict-data (its install unpacks the database)",
-              file=sys.stderr)
+        print(f"error: {db_path} is missing (jamdict-data unpacks it when installed)", file=sys.stderr)
         return 2
-    entries = build(db_path)
+    try:
+        entries = build(db_path)
+    except sqlite3.Error as exc:
+        print(f"error: {db_path} is not a readable JMdict database: {exc}", file=sys.stderr)
+        return 2
     write(entries, args.out)
     print(f"wrote {len(entries)} forms to {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
     return 0

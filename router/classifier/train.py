@@ -41,7 +41,7 @@ from router.classifier.evaluate import (
     split,
 )
 from router.classifier.export import export
-from router.classifier.glossary import Glossary
+from router.classifier.glossary import Glossary, GlossaryError
 from router.classifier.keyword import KeywordClassifier
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
 from router.classifier.text import join_turn_and_context
@@ -156,7 +156,11 @@ def main() -> int:
     parser.add_argument("--glossary", type=Path, help="Japanese glossary (router.classifier.glossary_build); "
                         "shipped in the artifact so serving reads Japanese the way training did")
     args = parser.parse_args()
-    glossary = Glossary.load(args.glossary) if args.glossary else None
+    try:
+        glossary = Glossary.load(args.glossary) if args.glossary else None
+    except GlossaryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     examples = load_examples(args.data)
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
