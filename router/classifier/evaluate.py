@@ -133,13 +133,16 @@ def score(truth: Sequence[str], predicted: Sequence[str]) -> Scores:
     return Scores(len(truth), accuracy, macro, per_label, confusion)
 
 
+def as_truth(prediction: Prediction, task: str) -> Prediction:
+    """The prediction with the true task, certain of it; complexity stays as predicted."""
+    return replace(prediction, task=task, probabilities={label: float(label == task) for label in TASK_LABELS})
+
+
 def tier_agreement(examples: Sequence[Example], predictions: Sequence[Prediction], policy: Policy) -> float:
     """Same complexity, true task vs predicted task: do both route to the same tier?"""
     same = 0
     for example, prediction in zip(examples, predictions, strict=True):
-        truth = replace(prediction, task=example.task,
-                        probabilities={label: float(label == example.task) for label in TASK_LABELS})
-        same += decide(prediction, policy).tier == decide(truth, policy).tier
+        same += decide(prediction, policy).tier == decide(as_truth(prediction, example.task), policy).tier
     return same / len(examples)
 
 
@@ -149,10 +152,8 @@ def seed_routing(classifier: Classifier, policy: Policy,
     predictions = classifier.classify([join_turn_and_context(e.prompt, e.context) for e in examples])
     out = []
     for example, prediction in zip(examples, predictions, strict=True):
-        truth = replace(prediction, task=example.task,
-                        probabilities={label: float(label == example.task) for label in TASK_LABELS})
         out.append(SeedRouting(example, prediction.task, decide(prediction, policy).tier,
-                               decide(truth, policy).tier))
+                               decide(as_truth(prediction, example.task), policy).tier))
     return out
 
 
