@@ -50,6 +50,8 @@ def sidebar_health(eng: BlockingEngine) -> None:
         st.subheader("Health")
         c = report["classifier"]
         backend = f"{c['backend']} · {c['provider']}"
+        if c.get("japanese_glossary"):
+            backend += " · Japanese via glossary"
         if c.get("failures"):
             backend += f" · {c['failures']} failures, using keyword fallback"
         st.markdown(f"**Classifier:** {backend}")

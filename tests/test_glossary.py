@@ -131,8 +131,9 @@ def test_onnx_backend_reads_japanese_through_the_artifacts_glossary(tmp_path: Pa
     glossed = build_artifact(tmp_path / "glossed")
     entries = {"実装": ("function", 1.0), "ソート": ("sort", 1.6)}
     write(entries, glossed / GLOSSARY_FILE)
-    prediction = OnnxClassifier(glossed).classify(["ソートを実装して"])[0]
-    assert prediction.task == "Code Generation"
+    classifier = OnnxClassifier(glossed)
+    assert classifier.classify(["ソートを実装して"])[0].task == "Code Generation"
+    assert classifier.info()["japanese_glossary"] is True  # /health and the console sidebar show it
 
 
 def test_a_corrupt_glossary_fails_the_artifact_load(tmp_path: Path, glossary_file: Path) -> None:

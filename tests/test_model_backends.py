@@ -33,7 +33,8 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_onnx_backend_loads_on_cpu_and_keeps_the_contract(artifact: Path) -> None:
     c = OnnxClassifier(artifact)
-    assert c.info() == {"backend": "onnx", "provider": "CPUExecutionProvider", "model": str(artifact / "model.onnx")}
+    assert c.info() == {"backend": "onnx", "provider": "CPUExecutionProvider", "model": str(artifact / "model.onnx"),
+                        "japanese_glossary": False}
     predictions = c.classify(TEXTS)
     assert [p.task for p in predictions[:2]] == ["Code Generation", "Summarization"]
     for p in predictions:

@@ -67,4 +67,5 @@ class OnnxClassifier:
         return self.pre.predictions(task_probs, dimensions, self.name)
 
     def info(self) -> dict[str, Any]:
-        return {"backend": self.name, "provider": self.provider, "model": str(self.model_path)}
+        return {"backend": self.name, "provider": self.provider, "model": str(self.model_path),
+                "japanese_glossary": self.pre.glossary is not None}

@@ -58,4 +58,5 @@ class TritonClassifier:
         return self.pre.predictions(result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1]), self.name)
 
     def info(self) -> dict[str, Any]:
-        return {"backend": self.name, "provider": f"Triton {self.protocol}://{self.url}", "model": self.model_name}
+        return {"backend": self.name, "provider": f"Triton {self.protocol}://{self.url}", "model": self.model_name,
+                "japanese_glossary": self.pre.glossary is not None}
