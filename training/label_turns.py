@@ -36,6 +36,8 @@ POOLS = {
                   r"|keywords from)\b",
     "closed-qa": r"(based on (the|this) (text|article|passage|above|information)|according to (the|this) "
                  r"(text|article|passage)|answer the (following )?questions?|web search results)",
+    "brainstorming": r"\b(brainstorm|ideas? (for|on|about)|suggest (some|a few|\d+)|come up with|names? for|"
+                     r"(list|give me) \d+ (ideas|ways|tips|names|suggestions))\b",
     "rewrite": r"\b(rewrite|rephrase|paraphrase|reword|proofread|translate|make (it|this) (more|less|shorter)"
                r"|shorten|more concise|simplify)\b",
 }
