@@ -19,6 +19,7 @@ from router.classifier.evaluate import (
     load_examples,
     score,
     seed_routing,
+    split,
     tier_agreement,
 )
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction
@@ -105,3 +106,20 @@ def test_the_command(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "router.classifier.evaluate", "--data", str(tmp_path / "no")],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "error:" in missing.stderr
+
+
+def test_split_is_stratified_and_keeps_copies_of_a_prompt_on_one_side() -> None:
+    examples = [Example(f"write function {i}", "Code Generation") for i in range(40)]
+    examples += [Example(f"what is {i}?", "Open QA") for i in range(20)]
+    # "continue" asked in five conversations, and a prompt repeated with other spacing and case
+    examples += [Example("continue", "Other", context=f"turn {i}") for i in range(5)]
+    examples += [Example(f"go on {i}", "Other") for i in range(4)]
+    examples += [Example("Now extract the  nouns", "Extraction"), Example("now extract the nouns", "Extraction"),
+                 Example("extract the dates", "Extraction")]
+    for seed in range(20):
+        train, test = split(examples, 0.2, seed)
+        assert sorted(map(id, train + test)) == sorted(map(id, examples))
+        seen = {" ".join(e.prompt.split()).lower() for e in train}
+        assert not [e for e in test if " ".join(e.prompt.split()).lower() in seen]
+        assert sum(e.task == "Code Generation" for e in test) == 8
+        assert sum(e.task == "Open QA" for e in test) == 4

@@ -38,6 +38,8 @@ POOLS = {
                  r"(text|article|passage)|answer the (following )?questions?|web search results)",
     "brainstorming": r"\b(brainstorm|ideas? (for|on|about)|suggest (some|a few|\d+)|come up with|names? for|"
                      r"(list|give me) \d+ (ideas|ways|tips|names|suggestions))\b",
+    "summarization": r"\b(summari[sz]e|summary|tl;?dr|key (points|takeaways)|main points|gist)\b",
+    "short": r"^[\s\S]{1,60}$",
     "rewrite": r"\b(rewrite|rephrase|paraphrase|reword|proofread|translate|make (it|this) (more|less|shorter)"
                r"|shorten|more concise|simplify)\b",
 }

@@ -77,17 +77,25 @@ class Report:
 
 
 def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Stratified by task: every label keeps the same share in the held-out part."""
+    """Stratified by task: every label keeps the same share in the held-out part.
+
+    Copies of one prompt ("continue", a pasted instruction asked again) stay on one side, so
+    the held-out part never scores a prompt that training has seen.
+    """
     rng = random.Random(seed)
-    train, test = [], []
-    by_task: dict[str, list[Example]] = {}
+    copies: dict[str, list[Example]] = {}
     for e in examples:
-        by_task.setdefault(e.task, []).append(e)
-    for items in by_task.values():
-        rng.shuffle(items)
-        cut = max(1, round(len(items) * held_out)) if len(items) > 1 else 0
-        test += items[:cut]
-        train += items[cut:]
+        copies.setdefault(" ".join(e.prompt.split()).lower(), []).append(e)
+    by_task: dict[str, list[list[Example]]] = {}
+    for group in copies.values():
+        by_task.setdefault(group[0].task, []).append(group)
+    train: list[Example] = []
+    test: list[Example] = []
+    for groups in by_task.values():
+        rng.shuffle(groups)
+        cut = max(1, round(len(groups) * held_out)) if len(groups) > 1 else 0
+        test += [e for group in groups[:cut] for e in group]
+        train += [e for group in groups[cut:] for e in group]
     return train, test
 
 
