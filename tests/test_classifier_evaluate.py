@@ -83,6 +83,12 @@ def test_load_examples_names_bad_lines(tmp_path: Path) -> None:
     good.write_text(json.dumps({"prompt": "hi", "task": "Chatbot"}) + "\n\n" +
                     json.dumps({"prompt": "make it shorter", "correct_task": "Rewrite", "context": "x"}) + "\n")
     assert [e.task for e in load_examples(good)] == ["Chatbot", "Rewrite"]
+    # Unicode line and paragraph separators inside a prompt, written unescaped as the dataset
+    # builder writes them, stay inside their record
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"prompt": "Course 1\u2028Concepts\u2029\x85end", "task": "Text Generation"},
+                              ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [e.prompt for e in load_examples(odd)] == ["Course 1\u2028Concepts\u2029\x85end"]
     bad = tmp_path / "bad.jsonl"
     rows = [{"prompt": "hi", "task": "Chatbot"}, {"prompt": "x", "task": "Poetry"}]
     bad.write_text("\n".join(json.dumps(r) for r in rows))

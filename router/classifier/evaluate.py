@@ -100,9 +100,13 @@ def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Exa
 
 
 def load_examples(path: Path) -> list[Example]:
-    """Read a labeled JSONL file; errors name the line."""
+    """Read a labeled JSONL file; errors name the line.
+
+    Lines end at "\n" only: prompts may hold U+2028 and other characters that str.splitlines
+    treats as line ends, and JSON writers leave them unescaped.
+    """
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -190,7 +190,7 @@ def main() -> int:
         return 2
 
     examples = load_examples(args.data)
-    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").split("\n") if line.strip()]
     train, test = split(examples, args.held_out, args.seed)
     print(f"{len(examples)} examples: {len(train)} train, {len(test)} held out")
 
