@@ -44,6 +44,8 @@ POOLS = {
                      r"(list|give me) \d+ (ideas|ways|tips|names|suggestions))\b",
     "summarization": r"\b(summari[sz]e|summary|tl;?dr|key (points|takeaways)|main points|gist)\b",
     "short": r"^[\s\S]{1,60}$",
+    "from-text": r"\b(from|in) (the|this) (following |above |given )?(text|article|email|passage|paragraph|document"
+                 r"|list|table|transcript|resume|review|sentence|data)\b",
     "rewrite": r"\b(rewrite|rephrase|paraphrase|reword|proofread|translate|make (it|this) (more|less|shorter)"
                r"|shorten|more concise|simplify)\b",
 }
