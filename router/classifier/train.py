@@ -36,6 +36,7 @@ from router.classifier.evaluate import (
     evaluate,
     format_report,
     format_seed_routing,
+    jsonl_rows,
     load_examples,
     seed_routing,
     split,
@@ -190,7 +191,7 @@ def main() -> int:
         return 2
 
     examples = load_examples(args.data)
-    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").split("\n") if line.strip()]
+    rows = [json.loads(line) for _, line in jsonl_rows(args.data)]
     train, test = split(examples, args.held_out, args.seed)
     print(f"{len(examples)} examples: {len(train)} train, {len(test)} held out")
 
