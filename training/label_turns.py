@@ -49,6 +49,12 @@ POOLS = {
     "short": r"^[\s\S]{1,60}$",
     "from-text": r"\b(from|in) (the|this) (following |above |given )?(text|article|email|passage|paragraph|document"
                  r"|list|table|transcript|resume|review|sentence|data)\b",
+    "which-kind": r"\b(which (one|of (these|the following))|what (type|kind|category|genre|tone|language) (of|is)"
+                  r"|identify the (type|category|tone|sentiment|language|intent)|is (it|this) (a|an) \w+ or"
+                  r"|yes or no|spam|toxic|intent (of|behind))\b",
+    "find-all": r"\b(find (all|every)|list (all|every)|get (all|every)|pull (all|every)"
+                r"|what are (all )?the (names|dates|numbers|companies|people|products)|parse (the|this|these)"
+                r"|from (this|the following) (text|email|article|paragraph|document|resume))\b",
     "rewrite": r"\b(rewrite|rephrase|paraphrase|reword|proofread|translate|make (it|this) (more|less|shorter)"
                r"|shorten|more concise|simplify)\b",
 }
