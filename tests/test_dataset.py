@@ -49,6 +49,7 @@ def test_labeled_turns_come_back_with_their_context(tmp_path: Path) -> None:
         ("Is it positive or negative?", "Classification"), ("write a haiku about rain", "Text Generation")]
     assert examples[0]["context"] == "Summarize this: the cat sat.\nA cat sat."
     assert examples[1]["context"] == ""
+    assert [(e["id"], e["turn"]) for e in examples] == [("a1", 2), ("b2", 0)]  # found again for relabeling
 
 
 def test_changed_text_unknown_rows_and_unknown_tasks_fail_by_name(tmp_path: Path) -> None:

@@ -17,19 +17,22 @@ import json
 import sys
 from pathlib import Path
 
-import torch
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router.classifier.artifact import input_text, load_tokenizer
-from router.classifier.encoder import load_encoder
 from router.classifier.evaluate import jsonl_rows
 from router.classifier.glossary import Glossary
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
 from router.classifier.text import join_turn_and_context
 
 
-def embed(encoder_dir: Path, texts: list[str], batch: int = 64) -> torch.Tensor:
+def embed(encoder_dir: Path, texts: list[str], batch: int = 64) -> np.ndarray:
+    import torch  # training dependencies; the fold fitting below runs on numpy alone
+
+    from router.classifier.encoder import load_encoder
+
     model = load_encoder(encoder_dir, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS))
     tokenizer = load_tokenizer(encoder_dir, 128)
     out = []
@@ -41,34 +44,42 @@ def embed(encoder_dir: Path, texts: list[str], batch: int = 64) -> torch.Tensor:
             out.append(torch.nn.functional.normalize(model.embed(ids, mask), dim=-1))
             print(f"embedded {min(start + batch, len(texts))}/{len(texts)}", file=sys.stderr, end="\r")
     print(file=sys.stderr)
-    return torch.cat(out)
+    return torch.cat(out).numpy() * 10  # unit vectors scaled so that a linear model can be confident
 
 
-def fit_softmax(x: torch.Tensor, y: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """An L2-regularised softmax regression on unit-length embeddings (scaled by 10)."""
-    w = torch.zeros(x.shape[1], len(TASK_LABELS), requires_grad=True)
-    b = torch.zeros(len(TASK_LABELS), requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = torch.nn.functional.cross_entropy(x @ w * 10 + b, y) + 1e-3 * (w ** 2).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    return w.detach(), b.detach()
+def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, steps: int = 300, l2: float = 1e-3,
+                lr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """An L2-regularised softmax regression, full-batch gradient descent (small data, no extra deps)."""
+    w = np.zeros((x.shape[1], classes))
+    b = np.zeros(classes)
+    onehot = np.eye(classes)[y]
+    for _ in range(steps):
+        grad = softmax(x @ w + b) - onehot
+        w -= lr * (x.T @ grad / len(y) + l2 * w)
+        b -= lr * grad.mean(0)
+    return w, b
 
 
-def out_of_fold(x: torch.Tensor, y: torch.Tensor, folds: int, seed: int, steps: int = 300) -> torch.Tensor:
-    """Each row's class probabilities from a softmax regression trained on the other folds."""
-    generator = torch.Generator().manual_seed(seed)
-    fold_of = torch.randperm(len(y), generator=generator) % folds
-    probs = torch.zeros(len(y), len(TASK_LABELS))
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, classes: int, folds: int = 5, seed: int = 7) -> np.ndarray:
+    """Each row's class probabilities from a softmax regression fitted on the other folds only."""
+    fold_of = np.random.default_rng(seed).permutation(len(y)) % folds
+    probs = np.zeros((len(y), classes))
     for k in range(folds):
-        w, b = fit_softmax(x[fold_of != k], y[fold_of != k], steps)
-        probs[fold_of == k] = (x[fold_of == k] @ w * 10 + b).softmax(-1)
+        w, b = fit_softmax(x[fold_of != k], y[fold_of != k], classes)
+        probs[fold_of == k] = softmax(x[fold_of == k] @ w + b)
     return probs
+
+
+def suspects(probs: np.ndarray, y: np.ndarray) -> list[int]:
+    """Rows whose label another class outscores, the widest margin first."""
+    own = probs[np.arange(len(y)), y]
+    margin = probs.max(1) - own
+    return [int(i) for i in np.argsort(-margin, kind="stable") if margin[i] > 0]
 
 
 def main() -> int:
@@ -83,21 +94,16 @@ def main() -> int:
     rows = [json.loads(line) for _, line in jsonl_rows(args.data)]
     glossary = Glossary.load(args.glossary) if args.glossary else None
     texts = [input_text(join_turn_and_context(r["prompt"], r.get("context") or ""), glossary) for r in rows]
-    y = torch.tensor([TASK_LABELS.index(r["task"]) for r in rows])
-    probs = out_of_fold(embed(args.encoder, texts), y, args.folds, args.seed)
-    agree = (probs.argmax(-1) == y).float().mean().item()
-    print(f"# out-of-fold agreement with the labels: {agree:.3f} over {len(rows)} prompts")
-    own = probs[torch.arange(len(y)), y]
-    order = sorted(range(len(rows)), key=lambda i: (own[i] - probs[i].max()).item())
-    for i in order[:args.top]:
+    y = np.array([TASK_LABELS.index(r["task"]) for r in rows])
+    probs = out_of_fold(embed(args.encoder, texts), y, len(TASK_LABELS), args.folds, args.seed)
+    print(f"# out-of-fold agreement with the labels: {(probs.argmax(1) == y).mean():.3f} over {len(rows)} prompts")
+    for i in suspects(probs, y)[:args.top]:
         r = rows[i]
         best = TASK_LABELS[int(probs[i].argmax())]
-        if best == r["task"]:
-            break
         where = f"{r.get('id', '')} {r.get('turn', '')}".strip() or r.get("source", "")
         snippet = r["prompt"] if len(r["prompt"]) <= 300 else r["prompt"][:200] + " … " + r["prompt"][-100:]
         context = (r.get("context") or "")[-100:]
-        print(f"{where}\t{r['task']} ({own[i]:.2f}) -> {best} ({probs[i].max():.2f})"
+        print(f"{where}\t{r['task']} ({probs[i, y[i]]:.2f}) -> {best} ({probs[i].max():.2f})"
               + (f"\n    [previous: …{context}]".replace("\n", " ") if context else "")
               + "\n    " + snippet.replace("\n", " ⏎ "))
     return 0

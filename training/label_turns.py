@@ -52,10 +52,11 @@ POOLS = {
     "which-kind": r"\b(which (one|of (these|the following))|what (type|kind|category|genre|tone|language) (of|is)"
                   r"|identify the (type|category|tone|sentiment|language|intent)|is (it|this) (a|an) \w+ or"
                   r"|yes or no|spam|toxic|intent (of|behind))\b",
-    "labels": r"\b((tag|label)s? (for|each|these|them)|sort (these|them|the following) (into|by)|which (group|bucket)"
-              r"|(is|are) (this|these|it|they) (positive|negative|neutral|formal|informal|sarcastic|offensive|appropriate"
-              r"|grammatical|ai[- ]generated|a question)|(detect|identify|determine) (the )?(language|tone|emotion|intent"
-              r"|topic|genre)|emotion (of|in)|fall (into|under))\b",
+    "labels": r"\b((tag|label)s? (for|each|these|them)|sort (these|them|the following) (into|by)"
+              r"|which (group|bucket)|(is|are) (this|these|it|they) (positive|negative|neutral|formal|informal"
+              r"|sarcastic|offensive|appropriate|grammatical|ai[- ]generated|a question)"
+              r"|(detect|identify|determine) (the )?(language|tone|emotion|intent|topic|genre)|emotion (of|in)"
+              r"|fall (into|under))\b",
     "find-all": r"\b(find (all|every)|list (all|every)|get (all|every)|pull (all|every)"
                 r"|what are (all )?the (names|dates|numbers|companies|people|products)|parse (the|this|these)"
                 r"|from (this|the following) (text|email|article|paragraph|document|resume))\b",
@@ -112,8 +113,8 @@ def apply(labels_file: Path) -> int:
     return 0
 
 
-def relabel(fixes_file: Path) -> int:
-    path = LABELS_DIR / "sharegpt.tsv"
+def relabel(fixes_file: Path, path: Path = LABELS_DIR / "sharegpt.tsv") -> int:
+    """Set the task of listed turns ("<id> <turn> <code>" lines; XX drops the turn)."""
     fixes = {}
     for number, line in enumerate(fixes_file.read_text().splitlines(), 1):
         if not line.strip():
