@@ -16,10 +16,12 @@ from router.classifier.evaluate import (
     Example,
     evaluate,
     format_seed_routing,
+    format_targets,
     load_examples,
     score,
     seed_routing,
     split,
+    target_checks,
     tier_agreement,
 )
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction
@@ -68,6 +70,18 @@ def test_seed_routing_names_each_examples_label_and_tier() -> None:
     # A classifier that calls everything Other is caught: the Rewrite example loses its small tier.
     wrong = seed_routing(ConstantClassifier("Other"), POLICY)
     assert not wrong[2].routed_right and "MISROUTED" in format_seed_routing(wrong)
+
+
+def test_targets_are_met_only_when_every_figure_reaches_its_bar() -> None:
+    examples = [*SEED_EXAMPLES, Example("Write a haiku about autumn rain", "Text Generation")]
+    good = target_checks(evaluate(KeywordClassifier(), examples, POLICY), seed_routing(KeywordClassifier(), POLICY))
+    assert [ok for _, ok in good] == [True, True, True]
+    constant = ConstantClassifier("Other")
+    bad = target_checks(evaluate(constant, examples, POLICY), seed_routing(constant, POLICY))
+    assert [ok for _, ok in bad] == [False, False, False]
+    text = format_targets(bad)
+    assert text.splitlines()[0].startswith("MISSED: held-out macro-F1 0.000 >= 0.85")
+    assert "MISSED: seed examples routed right 1/3" in text  # Other goes to the default 70B tier
 
 
 def test_tier_agreement_counts_label_errors_that_change_the_tier() -> None:

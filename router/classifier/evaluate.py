@@ -212,6 +212,25 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
+# The quality a build must reach before `auto` may pick it (the issue's targets).
+TARGET_MACRO_F1 = 0.85
+TARGET_TIER_AGREEMENT = 0.93
+
+
+def target_checks(report: Report, seeds: Sequence[SeedRouting]) -> list[tuple[str, bool]]:
+    """Each quality target with whether this report meets it."""
+    tier = report.tier_agreement or 0.0
+    routed = sum(r.routed_right for r in seeds)
+    return [(f"held-out macro-F1 {report.overall.macro_f1:.3f} >= {TARGET_MACRO_F1}",
+             report.overall.macro_f1 >= TARGET_MACRO_F1),
+            (f"tier agreement {tier:.3f} >= {TARGET_TIER_AGREEMENT}", tier >= TARGET_TIER_AGREEMENT),
+            (f"seed examples routed right {routed}/{len(seeds)}", routed == len(seeds))]
+
+
+def format_targets(checks: Sequence[tuple[str, bool]]) -> str:
+    return "\n".join(f"{'met' if ok else 'MISSED'}: {text}" for text, ok in checks)
+
+
 def as_json(report: Report) -> dict[str, Any]:
     def plain(s: Scores) -> Mapping[str, Any]:
         return {"n": s.n, "accuracy": s.accuracy, "macro_f1": s.macro_f1, "per_label": s.per_label,
