@@ -14,9 +14,10 @@ from torch import nn
 
 
 class Layer(nn.Module):
-    def __init__(self, hidden: int, heads: int, intermediate: int, eps: float) -> None:
+    def __init__(self, hidden: int, heads: int, intermediate: int, eps: float, dropout: float = 0.0) -> None:
         super().__init__()
         self.heads = heads
+        self.dropout = dropout  # active in training only; the exported (eval) graph has none
         self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
         self.attn_out = nn.Linear(hidden, hidden)
         self.attn_norm = nn.LayerNorm(hidden, eps=eps)
@@ -33,22 +34,24 @@ class Layer(nn.Module):
 
         q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
         scores = q @ k.transpose(-1, -2) / math.sqrt(d) + mask_bias
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, h)
-        x = self.attn_norm(x + self.attn_out(context))
-        return self.out_norm(x + self.out(nn.functional.gelu(self.inter(x))))
+        drop = nn.functional.dropout
+        context = (drop(scores.softmax(-1), self.dropout, self.training) @ v).transpose(1, 2).reshape(b, s, h)
+        x = self.attn_norm(x + drop(self.attn_out(context), self.dropout, self.training))
+        return self.out_norm(x + drop(self.out(nn.functional.gelu(self.inter(x))), self.dropout, self.training))
 
 
 class PromptClassifier(nn.Module):
     """Encoder, masked mean pooling, a task head (softmax) and a dimensions head (sigmoid)."""
 
-    def __init__(self, config: dict, tasks: int, dimensions: int) -> None:
+    def __init__(self, config: dict, tasks: int, dimensions: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = dropout
         h, eps = config["hidden_size"], config["layer_norm_eps"]
         self.word = nn.Embedding(config["vocab_size"], h)
         self.position = nn.Embedding(config["max_position_embeddings"], h)
         self.token_type = nn.Embedding(config["type_vocab_size"], h)
         self.emb_norm = nn.LayerNorm(h, eps=eps)
-        self.layers = nn.ModuleList(Layer(h, config["num_attention_heads"], config["intermediate_size"], eps)
+        self.layers = nn.ModuleList(Layer(h, config["num_attention_heads"], config["intermediate_size"], eps, dropout)
                                     for _ in range(config["num_hidden_layers"]))
         self.task_head = nn.Linear(h, tasks)
         self.dims_head = nn.Linear(h, dimensions)
@@ -56,7 +59,8 @@ class PromptClassifier(nn.Module):
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
         types = self.token_type(torch.zeros_like(input_ids))
-        x = self.emb_norm(self.word(input_ids) + self.position(positions) + types)
+        x = nn.functional.dropout(self.emb_norm(self.word(input_ids) + self.position(positions) + types),
+                                  self.dropout, self.training)
         mask = attention_mask.to(x.dtype)
         bias = (1.0 - mask)[:, None, None, :] * -1e4
         for layer in self.layers:
@@ -69,10 +73,10 @@ class PromptClassifier(nn.Module):
         return self.task_head(pooled).softmax(-1), torch.sigmoid(self.dims_head(pooled))
 
 
-def load_encoder(model_dir: Path, tasks: int, dimensions: int) -> PromptClassifier:
+def load_encoder(model_dir: Path, tasks: int, dimensions: int, dropout: float = 0.0) -> PromptClassifier:
     """MiniLM weights from a sentence-transformers folder (config.json + model.safetensors)."""
     config = json.loads((model_dir / "config.json").read_text())
-    model = PromptClassifier(config, tasks, dimensions)
+    model = PromptClassifier(config, tasks, dimensions, dropout)
     weights = load_file(str(model_dir / "model.safetensors"))
     prefix = "bert." if any(k.startswith("bert.") for k in weights) else ""
 

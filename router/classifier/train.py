@@ -76,7 +76,7 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
             width = max(sum(encoded[i].attention_mask) for i in idx)
             ids = torch.tensor([encoded[i].ids[:width] for i in idx])
             mask = torch.tensor([encoded[i].attention_mask[:width] for i in idx])
-            pooled = model.embed(ids, mask)
+            pooled = torch.nn.functional.dropout(model.embed(ids, mask), model.dropout, model.training)
             task_loss = torch.nn.functional.cross_entropy(model.task_head(pooled), tasks[idx], weight=weights,
                                                           label_smoothing=0.05)
             dims_loss = torch.nn.functional.mse_loss(torch.sigmoid(model.dims_head(pooled)), dims[idx])
@@ -194,6 +194,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout in the encoder while fine-tuning "
+                        "(embeddings, attention, hidden states); none at inference")
     parser.add_argument("--card-only", action="store_true", help="score the artifact already in --out and "
                         "rewrite its model card, without training (same --data, --held-out and --seed as its build)")
     parser.add_argument("--glossary", type=Path, help="Japanese glossary (router.classifier.glossary_build); "
@@ -218,7 +220,7 @@ def main() -> int:
 
 
 def train_and_export(args: argparse.Namespace, train: list[Example], glossary: Glossary | None) -> None:
-    model = load_encoder(args.encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS))
+    model = load_encoder(args.encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), args.dropout)
     tokenizer = load_tokenizer(args.encoder, args.max_length)
     texts = [join_turn_and_context(e.prompt, e.context) for e in train]
     tasks = torch.tensor([TASK_LABELS.index(e.task) for e in train])
