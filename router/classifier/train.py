@@ -109,9 +109,11 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "11 task types (training/labels/; prompts too ambiguous to label were left out). HumanEval prompts are "
               "Code Generation. ShareGPT prompts were drawn at random (" + str(selections.get("random", 0)) + ") and, "
               "to reach the rarer task types, from prompts matching task words such as 'summarize', 'extract', "
-              "'rewrite', 'classify' (" + str(selections.get("keyword", 0)) + "). Japanese prompts: the 50 jp-prompt "
-              "templates with their placeholders filled by the templates' own defaults or descriptions, and a few "
-              "ShareGPT turns.", "",
+              "'rewrite', 'classify' (" + str(selections.get("keyword", 0)) + "). Labels that the audit "
+              "(training/audit_labels.py: a cross-validated model on frozen-encoder embeddings confidently "
+              "disagreeing) flags are read again and corrected where they had been misread. Japanese prompts: "
+              "the 50 jp-prompt templates with their placeholders filled by the templates' own defaults or "
+              "descriptions, and a few ShareGPT turns.", "",
               f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
               "trained on).", "",
               "Task counts: " + ", ".join(f"{t} {n}" for t, n in Counter(r["task"] for r in rows).most_common()),
