@@ -27,13 +27,16 @@ LABELS = ("# comment\nid\tturn\tsha1\ttask\tselection\n"
           "b2\t0\t333333333333\tOther\trandom\n")
 
 
-def test_relabel_changes_drops_and_keeps_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    label_turns = load("label_turns")
+def label_files(tmp_path: Path) -> tuple[Path, Path]:
     labels = tmp_path / "sharegpt.tsv"
     labels.write_text(LABELS, encoding="utf-8")
-    fixes = tmp_path / "fixes.txt"
+    return labels, tmp_path / "fixes.txt"
+
+
+def test_relabel_changes_drops_and_keeps_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels, fixes = label_files(tmp_path)
     fixes.write_text("a1 0 CB\nb2 0 XX\n")
-    assert label_turns.relabel(fixes, labels) == 0
+    assert load("label_turns").relabel(fixes, labels) == 0
     assert labels.read_text(encoding="utf-8") == (
         "# comment\nid\tturn\tsha1\ttask\tselection\n"
         "a1\t0\t111111111111\tChatbot\trandom\n"
@@ -43,15 +46,12 @@ def test_relabel_changes_drops_and_keeps_rows(tmp_path: Path, capsys: pytest.Cap
 
 def test_relabel_refuses_unknown_turns_and_codes_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    label_turns = load("label_turns")
-    labels = tmp_path / "sharegpt.tsv"
-    labels.write_text(LABELS, encoding="utf-8")
-    fixes = tmp_path / "fixes.txt"
+    labels, fixes = label_files(tmp_path)
     fixes.write_text("a1 0 CB\nzz 9 OQ\n")
-    assert label_turns.relabel(fixes, labels) == 2
+    assert load("label_turns").relabel(fixes, labels) == 2
     assert "not in sharegpt.tsv: zz 9" in capsys.readouterr().err
     fixes.write_text("a1 0 Poetry\n")
-    assert label_turns.relabel(fixes, labels) == 2
+    assert load("label_turns").relabel(fixes, labels) == 2
     assert "fixes.txt:1: expected '<id> <turn> <code>'" in capsys.readouterr().err
     assert labels.read_text(encoding="utf-8") == LABELS
 
