@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # label_turns, beside this file
+
+from label_turns import preview
 
 from router.classifier.artifact import input_text, load_tokenizer
 from router.classifier.evaluate import jsonl_rows
@@ -101,11 +104,8 @@ def main() -> int:
         r = rows[i]
         best = TASK_LABELS[int(probs[i].argmax())]
         where = f"{r.get('id', '')} {r.get('turn', '')}".strip() or r.get("source", "")
-        snippet = r["prompt"] if len(r["prompt"]) <= 300 else r["prompt"][:200] + " … " + r["prompt"][-100:]
-        context = (r.get("context") or "")[-100:]
         print(f"{where}\t{r['task']} ({probs[i, y[i]]:.2f}) -> {best} ({probs[i].max():.2f})"
-              + (f"\n    [previous: …{context}]".replace("\n", " ") if context else "")
-              + "\n    " + snippet.replace("\n", " ⏎ "))
+              + preview(r["prompt"], r.get("context") or ""))
     return 0
 
 

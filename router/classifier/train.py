@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from router.classifier.artifact import GLOSSARY_FILE, input_text, load_tokenizer
+from router.classifier.artifact import GLOSSARY_FILE, ArtifactError, input_text, load_tokenizer
 from router.classifier.encoder import load_encoder
 from router.classifier.evaluate import (
     Example,
@@ -216,7 +216,11 @@ def main() -> int:
 
     if not args.card_only:
         train_and_export(args, train, glossary)
-    write_card(args, parser, rows, train, test, glossary)
+    try:
+        write_card(args, parser, rows, train, test, glossary)
+    except ArtifactError as exc:  # --card-only on a folder that holds no (complete) artifact
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 
