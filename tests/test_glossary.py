@@ -98,9 +98,17 @@ def test_builder_keeps_first_glosses_stems_and_grammar_and_drops_rare_oddities(g
 def test_segmentation_prefers_the_dictionary_word_over_single_characters(glossary_file: Path) -> None:
     g = Glossary.load(glossary_file)
     # 実装 (one rare word) beats 実 (a common word) plus a character no word covers; particles emit nothing.
-    assert g.gloss("Pythonでソートを実装して") == "Python sort implementation"
+    assert g.gloss("Pythonでソートの実装を") == "Python sort implementation"
     assert g.gloss("簡潔にまとめて。") == "concise collect summarize ."
     assert g.gloss("コードから書いて") == "write"  # unknown katakana and endings are dropped, not guessed
+
+
+def test_a_request_noun_with_suru_reads_as_an_english_verb(glossary_file: Path) -> None:
+    g = Glossary.load(glossary_file)
+    # the noun alone keeps its dictionary gloss; as a request (して, してください, しなさい) it is the verb
+    assert g.gloss("実装") == "implementation"
+    assert g.gloss("Pythonでソートを実装して") == "Python sort implement"
+    assert g.gloss("実装してください") == g.gloss("実装しなさい") == g.gloss("実装する") == "implement"
 
 
 def test_text_without_japanese_passes_through_unchanged(glossary_file: Path) -> None:

@@ -10,7 +10,8 @@ verb's abstract sense (まとめる: "collect summarize"). Verbs and adjectives
 also get the stems their inflected forms start with (実装し-, まとめ-,
 書い-, 高く-), so a greedy reader finds "まとめて" without a morphological
 analyser. Particles, auxiliaries and copulas map to an empty gloss: the
-segmenter consumes them and emits nothing. Kept: every form JMdict marks
+segmenter consumes them and emits nothing. Request nouns followed by
+する-forms (説明して) read as English verbs (REQUEST_VERBS). Kept: every form JMdict marks
 common, plus two rarer kinds that carry much of a technical prompt's
 meaning: katakana words of three or more characters (loanwords: ソート,
 デプロイ) and two- or three-kanji compounds written only with Jōyō kanji
@@ -45,7 +46,29 @@ ADJECTIVE_STEMS = "くかさ"
 PARENS = re.compile(r"\s*\([^)]*\)")
 # する-forms that JMdict lists as nouns ("して": doer) but are grammar in a request.
 GRAMMAR_FORMS = ("して", "した", "します", "しました", "する", "され", "させ", "です", "でした", "ます",
-                 "ました", "ください", "下さい", "ある", "いる", "なる", "こと", "もの", "よう", "ため")
+                 "ました", "ください", "下さい", "なさい", "ある", "いる", "なる", "こと", "もの", "よう", "ため")
+# Requests are mostly a する-noun plus して: JMdict glosses the noun ("explanation", and for some
+# a sense no prompt means: 作成 "drawing up", 整形 "orthopedics"), so "説明して" would reach the
+# encoder as a noun no English request reads like. Followed by し/して/する these nouns read as
+# the English verb instead ("explain"), which is how the English prompts the model learns from ask.
+REQUEST_VERBS = {
+    "説明": "explain", "解説": "explain", "実装": "implement", "作成": "create", "生成": "generate",
+    "要約": "summarize", "翻訳": "translate", "英訳": "translate into English", "和訳": "translate into Japanese",
+    "分類": "classify", "判別": "classify", "識別": "identify", "抽出": "extract", "修正": "fix",
+    "訂正": "correct", "添削": "correct", "校正": "proofread", "推敲": "polish", "変換": "convert",
+    "比較": "compare", "分析": "analyze", "解析": "analyze", "評価": "evaluate", "提案": "suggest",
+    "列挙": "list", "整理": "organize", "回答": "answer", "解答": "answer", "計算": "calculate",
+    "記述": "describe", "描写": "describe", "改善": "improve", "短縮": "shorten", "簡略化": "simplify",
+    "判定": "determine", "判断": "judge", "予測": "predict", "予想": "predict", "検索": "search",
+    "紹介": "introduce", "解決": "solve", "証明": "prove", "設計": "design", "開発": "develop",
+    "最適化": "optimize", "考察": "discuss", "議論": "discuss", "確認": "check", "検討": "consider",
+    "作文": "write", "執筆": "write", "創作": "write", "定義": "define", "命名": "name", "採点": "grade",
+    "診断": "diagnose", "推薦": "recommend", "選択": "choose", "整形": "format", "出力": "output",
+    "表示": "display", "分割": "split", "統合": "merge", "削除": "delete", "追加": "add", "変更": "change",
+    "更新": "update", "返信": "reply", "指摘": "point out", "デバッグ": "debug", "リファクタリング": "refactor",
+    "レビュー": "review", "チェック": "check", "テスト": "test", "リスト": "list", "アドバイス": "advise",
+}
+REQUEST_ENDINGS = ("し", "して", "する")
 
 
 def is_hiragana(text: str) -> bool:
@@ -137,6 +160,9 @@ def build(db_path: Path) -> dict[str, tuple[str, float]]:
     entries = {form: (gloss, cost) for form, (_, gloss, cost) in ranked.items()}
     for form in GRAMMAR_FORMS:
         entries[form] = ("", COMMON_COST)
+    for noun, verb in REQUEST_VERBS.items():
+        for ending in REQUEST_ENDINGS:
+            entries[noun + ending] = (verb, COMMON_COST)
     return entries
 
 
