@@ -5,7 +5,8 @@ are [UNK] to it, so it cannot see what a Japanese prompt asks for. A glossary bu
 JMdict (router.classifier.glossary_build) maps Japanese words to short English glosses;
 each Japanese run of a text is segmented into dictionary words and replaced by their
 glosses, so "Pythonでソートアルゴリズムを実装して" reaches the model as
-"Python sort algorithm implementation". Text without Japanese passes through unchanged.
+"Python sort algorithm implement" (a request noun with して reads as the English verb).
+Text without Japanese passes through unchanged.
 
 Glossary file: gzip'd UTF-8 lines "form<TAB>gloss<TAB>cost"; an empty gloss marks a
 grammatical word (particles, auxiliaries) that is consumed but emits nothing. Cost ranks
