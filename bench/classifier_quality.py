@@ -21,6 +21,7 @@ from router.classifier import KeywordClassifier
 from router.classifier.dataset import DatasetError, build
 from router.classifier.evaluate import Example, evaluate, format_report, format_seed_routing, seed_routing, split
 from router.classifier.prediction import Classifier
+from router.classifier.provenance import mismatch
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
 
 
@@ -36,7 +37,10 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     examples = [Example(r["prompt"], r["task"], r["context"]) for r in rows]
-    held_out = split(examples, args.held_out, args.split_seed)[1]
+    train, held_out = split(examples, args.held_out, args.split_seed)
+    if reason := mismatch(args.model, train):
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
     from router.classifier.onnx import OnnxClassifier
 
     classifiers: dict[str, Classifier] = {"model": OnnxClassifier(args.model), "keyword": KeywordClassifier()}

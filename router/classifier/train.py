@@ -47,6 +47,7 @@ from router.classifier.export import export
 from router.classifier.glossary import Glossary, GlossaryError
 from router.classifier.keyword import KeywordClassifier
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
+from router.classifier.provenance import mismatch, record
 from router.classifier.text import join_turn_and_context
 
 
@@ -217,6 +218,9 @@ def main() -> int:
 
     if not args.card_only:
         train_and_export(args, train, glossary)
+    elif reason := mismatch(args.out, train):
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
     try:
         write_card(args, parser, rows, train, test, glossary)
     except ArtifactError as exc:  # --card-only on a folder that holds no (complete) artifact
@@ -240,6 +244,7 @@ def train_and_export(args: argparse.Namespace, train: list[Example], glossary: G
         weights = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights)
         export(args.encoder, args.out, weights=weights, max_length=args.max_length)
+    record(args.out, train)
     if args.glossary:
         shutil.copy(args.glossary, args.out / GLOSSARY_FILE)
     else:
