@@ -52,12 +52,15 @@ from router.classifier.text import join_turn_and_context
 
 
 def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: torch.Tensor,  # type: ignore[no-untyped-def]
-              *, epochs: int, lr: float, batch: int, seed: int) -> None:
-    """Whole-model fine-tuning; the task loss is weighted so that rare labels count."""
+              *, epochs: int, lr: float, batch: int, seed: int, class_weight_power: float = 0.5) -> None:
+    """Whole-model fine-tuning; the task loss is weighted so that rare labels count: each label's
+    weight is (its share under a uniform spread / its share in the data) ** class_weight_power,
+    0 for unweighted, 1 for fully balanced."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     counts = torch.bincount(tasks, minlength=len(TASK_LABELS)).float()
-    weights = torch.where(counts > 0, (counts.sum() / (counts.clamp(min=1) * len(TASK_LABELS))) ** 0.5,
+    weights = torch.where(counts > 0,
+                          (counts.sum() / (counts.clamp(min=1) * len(TASK_LABELS))) ** class_weight_power,
                           torch.zeros_like(counts))
     encoded = tokenizer.encode_batch(texts)
     optimizer = torch.optim.AdamW([
@@ -200,6 +203,8 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout in the encoder while fine-tuning "
                         "(embeddings, attention, hidden states); none at inference")
+    parser.add_argument("--class-weight-power", type=float, default=0.5, help="how far the task loss "
+                        "evens out label frequencies: 0 unweighted, 1 fully balanced")
     parser.add_argument("--card-only", action="store_true", help="score the artifact already in --out and "
                         "rewrite its model card, without training (same --data, --held-out and --seed as its build)")
     parser.add_argument("--glossary", type=Path, help="Japanese glossary (router.classifier.glossary_build); "
@@ -238,7 +243,8 @@ def train_and_export(args: argparse.Namespace, train: list[Example], glossary: G
     keyword = KeywordClassifier().classify(texts)
     dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS] for p in keyword])
     fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims,
-              epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed)
+              epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
+              class_weight_power=args.class_weight_power)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
