@@ -143,3 +143,6 @@ def test_split_is_stratified_and_keeps_copies_of_a_prompt_on_one_side() -> None:
         assert not [e for e in test if " ".join(e.prompt.split()).lower() in seen]
         assert sum(e.task == "Code Generation" for e in test) == 8
         assert sum(e.task == "Open QA" for e in test) == 4
+        # a prompt asked in five conversations always trains; the Other singles are split as usual
+        assert not [e for e in test if e.prompt == "continue"]
+        assert sum(e.task == "Other" for e in test) == 1

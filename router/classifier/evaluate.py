@@ -76,21 +76,29 @@ class Report:
     tier_agreement: float | None
 
 
+ALWAYS_TRAINED_COPIES = 4
+
+
 def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Example], list[Example]]:
     """Stratified by task: every label keeps the same share in the held-out part.
 
     Copies of one prompt ("continue", a pasted instruction asked again) stay on one side, so
-    the held-out part never scores a prompt that training has seen.
+    the held-out part never scores a prompt that training has seen. A prompt asked in
+    ALWAYS_TRAINED_COPIES conversations or more always trains: held out, one such group
+    ("continue" comes 40-odd times) would swing the scores and leave training without it.
     """
     rng = random.Random(seed)
     copies: dict[str, list[Example]] = {}
     for e in examples:
         copies.setdefault(" ".join(e.prompt.split()).lower(), []).append(e)
     by_task: dict[str, list[list[Example]]] = {}
-    for group in copies.values():
-        by_task.setdefault(group[0].task, []).append(group)
     train: list[Example] = []
     test: list[Example] = []
+    for group in copies.values():
+        if len(group) >= ALWAYS_TRAINED_COPIES:
+            train += group
+        else:
+            by_task.setdefault(group[0].task, []).append(group)
     for groups in by_task.values():
         rng.shuffle(groups)
         cut = max(1, round(len(groups) * held_out)) if len(groups) > 1 else 0

@@ -32,6 +32,7 @@ import torch
 from router.classifier.artifact import GLOSSARY_FILE, ArtifactError, input_text, load_tokenizer
 from router.classifier.encoder import load_encoder
 from router.classifier.evaluate import (
+    ALWAYS_TRAINED_COPIES,
     Example,
     evaluate,
     format_report,
@@ -119,7 +120,8 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "the 50 jp-prompt templates with their placeholders filled by the templates' own defaults or "
               "descriptions, and a few ShareGPT turns.", "",
               f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
-              "trained on).", "",
+              "trained on; copies of a prompt stay on one side, and a prompt asked in "
+              f"{ALWAYS_TRAINED_COPIES} or more conversations, such as 'continue', always trains).", "",
               "Task counts: " + ", ".join(f"{t} {n}" for t, n in Counter(r["task"] for r in rows).most_common()),
               ""]
     if glossary:
