@@ -1,9 +1,11 @@
-"""The labeling tools under training/: relabeling rewrites only the listed turns, and the audit
-flags a label that the rest of the data contradicts."""
+"""The labeling tools under training/: relabeling rewrites only the listed turns, the audit
+flags a label that the rest of the data contradicts, and a blind second reading is scored
+against the first."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 
@@ -71,3 +73,58 @@ def test_out_of_fold_audit_flags_the_contradicted_label() -> None:
     assert flagged[0] == 5
     assert probs[5].argmax() == 0
     assert len(flagged) < 5  # the clean rows agree with their labels
+
+
+def test_kappa_discounts_chance_agreement() -> None:
+    kappa = load("label_agreement").kappa
+    assert kappa(["a", "b", "a", "b"], ["a", "b", "a", "b"]) == 1.0
+    assert kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"]) == 0.0  # half agree, as chance would
+    assert kappa(["a", "a", "a", "b"], ["a", "a", "a", "a"]) == 0.0  # 3/4 agree, all by chance
+
+
+def reread_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A labeled set of three prompts and a draw of two of them for a second reading."""
+    from router.classifier.dataset import text_sha
+
+    rows = [{"prompt": "Write a Python function that sorts a list", "task": "Code Generation", "source": "sharegpt",
+             "id": "a1", "turn": 0},
+            {"prompt": "make it shorter", "task": "Rewrite", "context": "user: explain DNS\nassistant: DNS maps names",
+             "source": "sharegpt", "id": "a1", "turn": 2},
+            {"prompt": "What is the capital of France?", "task": "Open QA", "source": "sharegpt",
+             "id": "b2", "turn": 0}]
+    data = tmp_path / "labeled.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    draw = tmp_path / ".reread.json"
+    draw.write_text(json.dumps([{"id": r["id"], "turn": r["turn"], "sha1": text_sha(r["prompt"])} for r in rows[1:]]))
+    return data, draw, tmp_path / "reread.tsv"
+
+
+def test_a_second_reading_is_scored_against_the_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    agreement = load("label_agreement")
+    data, draw, reread = reread_files(tmp_path)
+    codes = tmp_path / "codes.txt"
+    codes.write_text("0 SU\n1 OQ\n")  # the follow-up read as Summarization this time
+    assert agreement.apply(codes, draw, reread) == 0 and not draw.exists()
+    assert [r["task"] for r in agreement.read_reread(reread)] == ["Summarization", "Open QA"]
+    capsys.readouterr()
+    assert agreement.score_command(data, reread) == 0
+    out = capsys.readouterr().out
+    assert "second reading vs first: n=2 kappa=0.333" in out and "accuracy=0.500" in out
+    assert "tier agreement: 1.000" in out  # Summarization and Rewrite share the small tier
+
+
+def test_a_second_reading_refuses_bad_codes_and_moved_prompts(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    agreement = load("label_agreement")
+    data, draw, reread = reread_files(tmp_path)
+    codes = tmp_path / "codes.txt"
+    codes.write_text("0 SU\n1 Poetry\n")
+    assert agreement.apply(codes, draw, reread) == 2 and not reread.exists()
+    assert "codes.txt:2: expected '<number> <code>'" in capsys.readouterr().err
+    codes.write_text("0 SU\n")
+    assert agreement.apply(codes, draw, reread) == 2 and "no code for prompts 1" in capsys.readouterr().err
+    codes.write_text("0 RW\n1 OQ\n")
+    assert agreement.apply(codes, draw, reread) == 0
+    data.write_text(data.read_text().replace("capital of France", "capital of Spain"), encoding="utf-8")
+    assert agreement.score_command(data, reread) == 2
+    assert "b2 turn 0 is not in" in capsys.readouterr().err
