@@ -128,3 +128,6 @@ def test_a_second_reading_refuses_bad_codes_and_moved_prompts(tmp_path: Path,
     data.write_text(data.read_text().replace("capital of France", "capital of Spain"), encoding="utf-8")
     assert agreement.score_command(data, reread) == 2
     assert "b2 turn 0 is not in" in capsys.readouterr().err
+    data.write_text("not json\n", encoding="utf-8")
+    assert agreement.score_command(data, reread) == 2
+    assert "labeled.jsonl:1: expected a JSON object with prompt and task" in capsys.readouterr().err

@@ -30,28 +30,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # label_turns, beside 
 
 from label_turns import CODES, preview
 
-from router.classifier.dataset import LABELS_DIR, text_sha
-from router.classifier.evaluate import Example, Report, as_truth, format_report, jsonl_rows, score, split
+from router.classifier.dataset import LABELS_DIR, DatasetError, read_label_rows, text_sha
+from router.classifier.evaluate import (
+    Example,
+    Report,
+    as_truth,
+    format_report,
+    jsonl_rows,
+    load_examples,
+    score,
+    split,
+    tier_agreement,
+)
 from router.classifier.keyword import KeywordClassifier
 from router.classifier.text import join_turn_and_context
-from router.policy import Policy, decide
+from router.policy import Policy
 
 DRAW = Path(__file__).resolve().parent / ".reread.json"
 REREAD = LABELS_DIR / "reread.tsv"
 HEADER = "# blind second reading of held-out prompts: id, turn, sha1 of the turn text, task\nid\tturn\tsha1\ttask\n"
 
 
+def labeled_rows(data: Path) -> list[tuple[dict, Example]]:  # type: ignore[type-arg]
+    """Each line of a labeled set as its JSON row (source, id, turn) and as an Example;
+    load_examples names a bad line."""
+    examples = load_examples(data)  # first: it names a line that is not a labeled JSON object
+    return list(zip((json.loads(line) for _, line in jsonl_rows(data)), examples, strict=True))
+
+
 def held_out_sharegpt(data: Path, held_out: float, seed: int) -> list[dict]:  # type: ignore[type-arg]
     """The held-out split's ShareGPT rows, in file order."""
-    rows = [json.loads(line) for _, line in jsonl_rows(data)]
-    examples = [Example(r["prompt"], r["task"], r.get("context") or "") for r in rows]
-    test = set(map(id, split(examples, held_out, seed)[1]))
-    return [r for r, e in zip(rows, examples, strict=True) if id(e) in test and r.get("source") == "sharegpt"]
+    rows = labeled_rows(data)
+    test = set(map(id, split([e for _, e in rows], held_out, seed)[1]))
+    return [r for r, e in rows if id(e) in test and r.get("source") == "sharegpt"]
 
 
 def sample(data: Path, n: int, seed: int, held_out: float, split_seed: int) -> int:
-    done = {(r["id"], r["turn"]) for r in read_reread()}
-    pool = [r for r in held_out_sharegpt(data, held_out, split_seed) if (r["id"], str(r["turn"])) not in done]
+    try:
+        done = {(r["id"], r["turn"]) for r in read_reread()}
+        held = held_out_sharegpt(data, held_out, split_seed)
+    except (OSError, ValueError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    pool = [r for r in held if (r["id"], str(r["turn"])) not in done]
     picked = random.Random(seed).sample(pool, min(n, len(pool)))
     DRAW.write_text(json.dumps([{"id": r["id"], "turn": r["turn"], "sha1": text_sha(r["prompt"])} for r in picked]))
     print(f"# {len(pool)} held-out ShareGPT prompts not yet re-read; {len(picked)} drawn", file=sys.stderr)
@@ -89,11 +110,7 @@ def apply(codes_file: Path, draw: Path = DRAW, reread: Path = REREAD) -> int:
 
 
 def read_reread(path: Path = REREAD) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
-    keys = lines[0].split("\t")
-    return [dict(zip(keys, line.split("\t"), strict=True)) for line in lines[1:]]
+    return read_label_rows(path) if path.is_file() else []
 
 
 def kappa(first: Sequence[str], second: Sequence[str]) -> float:
@@ -107,26 +124,32 @@ def kappa(first: Sequence[str], second: Sequence[str]) -> float:
 
 def agreement(pairs: Sequence[tuple[Example, str]], policy: Policy) -> tuple[Report, float]:
     """The second reading scored against the first as a classifier's predictions would be."""
-    first = [e.task for e, _ in pairs]
+    examples = [e for e, _ in pairs]
+    first = [e.task for e in examples]
     second = [task for _, task in pairs]
-    complexity = KeywordClassifier().classify([join_turn_and_context(e.prompt, e.context) for e, _ in pairs])
-    same_tier = sum(decide(as_truth(p, a), policy).tier == decide(as_truth(p, b), policy).tier
-                    for p, a, b in zip(complexity, first, second, strict=True))
-    return Report(score(first, second), score([], []), same_tier / len(pairs)), kappa(first, second)
+    complexity = KeywordClassifier().classify([join_turn_and_context(e.prompt, e.context) for e in examples])
+    readings = [as_truth(p, task) for p, task in zip(complexity, second, strict=True)]
+    return (Report(score(first, second), score([], []), tier_agreement(examples, readings, policy)),
+            kappa(first, second))
 
 
 def score_command(data: Path, reread_path: Path = REREAD) -> int:
     from router.config import DEFAULT_CONFIG, load_seed
 
-    rows = {(r.get("id"), str(r.get("turn"))): r for r in (json.loads(line) for _, line in jsonl_rows(data))}
+    try:
+        rows = {(r.get("id"), str(r.get("turn"))): e for r, e in labeled_rows(data)}
+        rereads = read_reread(reread_path)
+    except (OSError, ValueError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     pairs = []
-    for reread in read_reread(reread_path):
-        row = rows.get((reread["id"], reread["turn"]))
-        if row is None or text_sha(row["prompt"]) != reread["sha1"]:
+    for reread in rereads:
+        example = rows.get((reread["id"], reread["turn"]))
+        if example is None or text_sha(example.prompt) != reread["sha1"]:
             print(f"error: {reread['id']} turn {reread['turn']} is not in {data} as it was re-read "
                   "(rebuild the labeled set with router.classifier.dataset)", file=sys.stderr)
             return 2
-        pairs.append((Example(row["prompt"], row["task"], row.get("context") or ""), reread["task"]))
+        pairs.append((example, reread["task"]))
     if not pairs:
         print(f"error: {reread_path} holds no second readings: run `sample` and `apply` first", file=sys.stderr)
         return 2
