@@ -123,6 +123,10 @@ def test_a_second_reading_refuses_bad_codes_and_moved_prompts(tmp_path: Path,
     assert "codes.txt:2: expected '<number> <code>'" in capsys.readouterr().err
     codes.write_text("0 SU\n")
     assert agreement.apply(codes, draw, reread) == 2 and "no code for prompts 1" in capsys.readouterr().err
+    assert agreement.apply(tmp_path / "absent.txt", draw, reread) == 2
+    assert "absent.txt: No such file or directory" in capsys.readouterr().err
+    codes.write_text("0 SU\n1 XX\n")  # a second reading cannot leave a prompt out
+    assert agreement.apply(codes, draw, reread) == 2 and "codes.txt:2: expected" in capsys.readouterr().err
     codes.write_text("0 RW\n1 OQ\n")
     assert agreement.apply(codes, draw, reread) == 0
     data.write_text(data.read_text().replace("capital of France", "capital of Spain"), encoding="utf-8")
@@ -131,3 +135,17 @@ def test_a_second_reading_refuses_bad_codes_and_moved_prompts(tmp_path: Path,
     data.write_text("not json\n", encoding="utf-8")
     assert agreement.score_command(data, reread) == 2
     assert "labeled.jsonl:1: expected a JSON object with prompt and task" in capsys.readouterr().err
+
+
+def test_a_reading_file_is_read_line_by_line_with_named_errors(tmp_path: Path) -> None:
+    read_codes = load("label_turns").read_codes
+    codes = tmp_path / "codes.txt"
+    codes.write_text("0 CG\n\n1 XX\n")
+    assert read_codes(codes, skip=True) == {"0": "CG", "1": "XX"}
+    with pytest.raises(ValueError, match=r"codes\.txt:3: expected '<number> <code>'"):
+        read_codes(codes, skip=False)
+    codes.write_text("0 CG extra\n")
+    with pytest.raises(ValueError, match=r"codes\.txt:1: expected"):
+        read_codes(codes, skip=True)
+    with pytest.raises(ValueError, match=r"missing\.txt: No such file or directory"):
+        read_codes(tmp_path / "missing.txt", skip=True)

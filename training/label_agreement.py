@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # label_turns, beside this file
 
-from label_turns import CODES, preview
+from label_turns import CODES, preview, read_codes
 
 from router.classifier.dataset import LABELS_DIR, DatasetError, read_label_rows, text_sha
 from router.classifier.evaluate import (
@@ -86,16 +86,11 @@ def apply(codes_file: Path, draw: Path = DRAW, reread: Path = REREAD) -> int:
         print(f"error: {draw.name} is missing: run `sample` first", file=sys.stderr)
         return 2
     drawn = json.loads(draw.read_text())
-    codes: dict[str, str] = {}
-    for number, line in enumerate(codes_file.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 2 or parts[1] not in CODES:
-            print(f"error: {codes_file}:{number}: expected '<number> <code>' with a code of {sorted(CODES)}",
-                  file=sys.stderr)
-            return 2
-        codes[parts[0]] = parts[1]
+    try:
+        codes = read_codes(codes_file, skip=False)  # a second reading labels every prompt
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     missing = [str(i) for i in range(len(drawn)) if str(i) not in codes]
     if missing:
         print(f"error: no code for prompts {', '.join(missing[:10])}", file=sys.stderr)

@@ -93,12 +93,35 @@ def sample(pool: str, n: int, seed: int) -> int:
     return 0
 
 
+def read_codes(path: Path, *, skip: bool) -> dict[str, str]:
+    """A reading's "<number> <code>" lines as {number: code}; XX (leave out) only where skip allows.
+    A missing file or a bad line is a ValueError naming it."""
+    allowed = sorted(CODES) + (["XX"] if skip else [])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from exc
+    codes: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[1] not in allowed:
+            raise ValueError(f"{path}:{number}: expected '<number> <code>' with a code of {allowed}")
+        codes[parts[0]] = parts[1]
+    return codes
+
+
 def apply(labels_file: Path) -> int:
     if not CANDIDATES.is_file():
         print(f"error: {CANDIDATES.name} is missing: run `sample` first", file=sys.stderr)
         return 2
     drawn = json.loads(CANDIDATES.read_text())
-    labels = dict(line.split() for line in labels_file.read_text().splitlines() if line.strip())
+    try:
+        labels = read_codes(labels_file, skip=True)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     selection = "random" if drawn["pool"] == "any" else "keyword"
     rows = []
     for number, (cid, index, value, _) in enumerate(drawn["candidates"]):
@@ -107,10 +130,6 @@ def apply(labels_file: Path) -> int:
             print(f"error: no label for candidate {number}", file=sys.stderr)
             return 2
         if code != "XX":
-            if code not in CODES:
-                print(f"error: candidate {number}: unknown code {code!r}; codes: {sorted(CODES)} or XX",
-                      file=sys.stderr)
-                return 2
             rows.append(f"{cid}\t{index}\t{text_sha(value)}\t{CODES[code]}\t{selection}\n")
     with (LABELS_DIR / "sharegpt.tsv").open("a", encoding="utf-8") as f:
         f.writelines(rows)
