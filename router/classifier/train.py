@@ -53,16 +53,19 @@ from router.classifier.text import join_turn_and_context
 
 
 def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: torch.Tensor,  # type: ignore[no-untyped-def]
-              *, epochs: int, lr: float, batch: int, seed: int, class_weight_power: float = 0.5) -> None:
+              *, epochs: int, lr: float, batch: int, seed: int, class_weight_power: float = 0.5,
+              device: str = "cpu") -> None:
     """Whole-model fine-tuning; the task loss is weighted so that rare labels count: each label's
     weight is (its share under a uniform spread / its share in the data) ** class_weight_power,
-    0 for unweighted, 1 for fully balanced."""
+    0 for unweighted, 1 for fully balanced. The model is back on the CPU when it returns."""
     torch.manual_seed(seed)
+    model.to(device)
+    tasks, dims = tasks.to(device), dims.to(device)
     rng = random.Random(seed)
     counts = torch.bincount(tasks, minlength=len(TASK_LABELS)).float()
     weights = torch.where(counts > 0,
                           (counts.sum() / (counts.clamp(min=1) * len(TASK_LABELS))) ** class_weight_power,
-                          torch.zeros_like(counts))
+                          torch.zeros_like(counts)).to(device)
     encoded = tokenizer.encode_batch(texts)
     optimizer = torch.optim.AdamW([
         {"params": [p for n, p in model.named_parameters() if not n.startswith(("task_head", "dims_head"))], "lr": lr},
@@ -79,8 +82,8 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
         for start in range(0, len(order), batch):
             idx = order[start:start + batch]
             width = max(sum(encoded[i].attention_mask) for i in idx)
-            ids = torch.tensor([encoded[i].ids[:width] for i in idx])
-            mask = torch.tensor([encoded[i].attention_mask[:width] for i in idx])
+            ids = torch.tensor([encoded[i].ids[:width] for i in idx], device=device)
+            mask = torch.tensor([encoded[i].attention_mask[:width] for i in idx], device=device)
             pooled = torch.nn.functional.dropout(model.embed(ids, mask), model.dropout, model.training)
             task_loss = torch.nn.functional.cross_entropy(model.task_head(pooled), tasks[idx], weight=weights,
                                                           label_smoothing=0.05)
@@ -93,7 +96,16 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
             scheduler.step()
             total += loss.item() * len(idx)
         print(f"epoch {epoch + 1}/{epochs}: loss {total / len(order):.4f}", flush=True)
+    model.to("cpu")
     model.eval()
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this torch build sees no CUDA device")
+    return name
 
 
 def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Example],  # type: ignore[type-arg]
@@ -208,11 +220,18 @@ def main() -> int:
                         "(embeddings, attention, hidden states); none at inference")
     parser.add_argument("--class-weight-power", type=float, default=0.5, help="how far the task loss "
                         "evens out label frequencies: 0 unweighted, 1 fully balanced")
+    parser.add_argument("--device", default="auto", help="where to fine-tune: auto (CUDA when torch sees a GPU), "
+                        "cpu, cuda, cuda:N; the export and the scoring run on the CPU either way")
     parser.add_argument("--card-only", action="store_true", help="score the artifact already in --out and "
                         "rewrite its model card, without training (same --data, --held-out and --seed as its build)")
     parser.add_argument("--glossary", type=Path, help="Japanese glossary (router.classifier.glossary_build); "
                         "shipped in the artifact so serving reads Japanese the way training did")
     args = parser.parse_args()
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         glossary = Glossary.load(args.glossary) if args.glossary else None
     except GlossaryError as exc:
@@ -239,15 +258,15 @@ def main() -> int:
 
 
 def train_and_export(args: argparse.Namespace, train: list[Example], glossary: Glossary | None) -> None:
-    model = load_encoder(args.encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), args.dropout)
     tokenizer = load_tokenizer(args.encoder, args.max_length)
     texts = [join_turn_and_context(e.prompt, e.context) for e in train]
     tasks = torch.tensor([TASK_LABELS.index(e.task) for e in train])
     keyword = KeywordClassifier().classify(texts)
     dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS] for p in keyword])
+    model = load_encoder(args.encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), args.dropout)
     fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims,
               epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
-              class_weight_power=args.class_weight_power)
+              class_weight_power=args.class_weight_power, device=args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
