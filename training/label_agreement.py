@@ -36,8 +36,7 @@ from router.classifier.evaluate import (
     Report,
     as_truth,
     format_report,
-    jsonl_rows,
-    load_examples,
+    load_rows,
     score,
     split,
     tier_agreement,
@@ -53,9 +52,8 @@ HEADER = "# blind second reading of held-out prompts: id, turn, sha1 of the turn
 
 def labeled_rows(data: Path) -> list[tuple[dict, Example]]:  # type: ignore[type-arg]
     """Each line of a labeled set as its JSON row (source, id, turn) and as an Example;
-    load_examples names a bad line."""
-    examples = load_examples(data)  # first: it names a line that is not a labeled JSON object
-    return list(zip((json.loads(line) for _, line in jsonl_rows(data)), examples, strict=True))
+    a bad line is named."""
+    return load_rows(data)
 
 
 def held_out_sharegpt(data: Path, held_out: float, seed: int) -> list[dict]:  # type: ignore[type-arg]

