@@ -68,11 +68,15 @@ def main() -> int:
     rows.append(("keyword", *measure(KeywordClassifier(), args.n)))
 
     print(f"$ {command_line()}")
-    print(f"prompt: {tokens} tokens; batch-1 over {args.n} prompts; batch-32 throughput")
-    print(f"{'classifier':<44} {'p50 ms':>8} {'p99 ms':>8} {'batch-32 prompts/s':>20}")
+    print_table("classifier", tokens, args.n, rows)
+    return 0
+
+
+def print_table(title: str, tokens: int, n: int, rows: list[tuple[str, float, float, float]]) -> None:
+    print(f"prompt: {tokens} tokens; batch-1 over {n} prompts; batch-32 throughput")
+    print(f"{title:<44} {'p50 ms':>8} {'p99 ms':>8} {'batch-32 prompts/s':>20}")
     for name, p50, p99, tput in rows:
         print(f"{name:<44} {p50:>8.3f} {p99:>8.3f} {tput:>20,.0f}")
-    return 0
 
 
 if __name__ == "__main__":

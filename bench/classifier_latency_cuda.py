@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.classifier_latency import PROMPT, PROMPT_JA, measure
+from bench.classifier_latency import PROMPT, PROMPT_JA, measure, print_table
 from bench.common import command_line
 from router.classifier.artifact import Preprocessor
 from router.classifier.encoder import PromptClassifier, load_encoder
@@ -92,11 +92,7 @@ def main() -> int:
             rows.append((f"{label}, Japanese prompt (glossed)", *measure(classifier, args.n, PROMPT_JA)))
     print(f"$ {command_line()}")
     print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    print(f"prompt: {len(pre.tokenizer.encode(PROMPT).ids)} tokens; batch-1 over {args.n} prompts; "
-          "batch-32 throughput")
-    print(f"{'network on the GPU (PyTorch CUDA)':<44} {'p50 ms':>8} {'p99 ms':>8} {'batch-32 prompts/s':>20}")
-    for name, p50, p99, tput in rows:
-        print(f"{name:<44} {p50:>8.3f} {p99:>8.3f} {tput:>20,.0f}")
+    print_table("network on the GPU (PyTorch CUDA)", len(pre.tokenizer.encode(PROMPT).ids), args.n, rows)
     return 0
 
 
