@@ -50,15 +50,9 @@ REREAD = LABELS_DIR / "reread.tsv"
 HEADER = "# blind second reading of held-out prompts: id, turn, sha1 of the turn text, task\nid\tturn\tsha1\ttask\n"
 
 
-def labeled_rows(data: Path) -> list[tuple[dict, Example]]:  # type: ignore[type-arg]
-    """Each line of a labeled set as its JSON row (source, id, turn) and as an Example;
-    a bad line is named."""
-    return load_rows(data)
-
-
 def held_out_sharegpt(data: Path, held_out: float, seed: int) -> list[dict]:  # type: ignore[type-arg]
     """The held-out split's ShareGPT rows, in file order."""
-    rows = labeled_rows(data)
+    rows = load_rows(data)
     test = set(map(id, split([e for _, e in rows], held_out, seed)[1]))
     return [r for r, e in rows if id(e) in test and r.get("source") == "sharegpt"]
 
@@ -130,7 +124,7 @@ def score_command(data: Path, reread_path: Path = REREAD) -> int:
     from router.config import DEFAULT_CONFIG, load_seed
 
     try:
-        rows = {(r.get("id"), str(r.get("turn"))): e for r, e in labeled_rows(data)}
+        rows = {(r.get("id"), str(r.get("turn"))): e for r, e in load_rows(data)}
         rereads = read_reread(reread_path)
     except (OSError, ValueError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -33,9 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router.classifier.evaluate import Example, load_examples, split
-
-DEFAULTS = {"epochs": 10, "lr": 1e-4, "batch": 16, "seed": 13, "class_weight_power": 0.5, "dropout": 0.0,
-            "max_length": 128}
+from router.classifier.recipe import DEFAULTS
 
 
 class RecipeError(ValueError):
@@ -80,30 +78,22 @@ def run_one(recipe: Recipe, fold: int, fit: list[Example], validation: list[Exam
     import torch
 
     torch.set_num_threads(threads)
-    from router.classifier.artifact import Labels, encode, input_text, load_tokenizer, to_predictions
-    from router.classifier.encoder import load_encoder
+    from router.classifier.artifact import Labels, encode, load_tokenizer, to_predictions
     from router.classifier.evaluate import evaluate
     from router.classifier.glossary import Glossary
-    from router.classifier.keyword import KeywordClassifier
     from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
-    from router.classifier.text import join_turn_and_context
-    from router.classifier.train import fine_tune
+    from router.classifier.train import fine_tuned
     from router.config import DEFAULT_CONFIG, load_seed
 
     started = time.monotonic()
     glossary = Glossary.load(Path(glossary_path)) if glossary_path else None
     max_length = int(recipe.get("max_length"))
+    model = fine_tuned(Path(encoder), fit, glossary, max_length=max_length, dropout=recipe.get("dropout"),
+                       epochs=int(recipe.get("epochs")), lr=recipe.get("lr"), batch=int(recipe.get("batch")),
+                       seed=int(recipe.get("seed")) + fold, class_weight_power=recipe.get("class_weight_power"),
+                       device=device)
+    model.to(device)
     tokenizer = load_tokenizer(Path(encoder), max_length)
-    texts = [join_turn_and_context(e.prompt, e.context) for e in fit]
-    tasks = torch.tensor([TASK_LABELS.index(e.task) for e in fit])
-    dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS]
-                         for p in KeywordClassifier().classify(texts)])
-    model = load_encoder(Path(encoder), len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), recipe.get("dropout"))
-    fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims,
-              epochs=int(recipe.get("epochs")), lr=recipe.get("lr"), batch=int(recipe.get("batch")),
-              seed=int(recipe.get("seed")) + fold, class_weight_power=recipe.get("class_weight_power"),
-              device=device)
-    model.to(device).eval()
     labels = Labels(TASK_LABELS, tuple(COMPLEXITY_WEIGHTS), max_length)
 
     class Scorer:  # the fine-tuned model behind the classifier contract, for evaluate()
@@ -150,7 +140,8 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--validation", type=float, default=0.2, help="share of the training part each fold scores")
     parser.add_argument("--held-out", type=float, default=0.2, help="train's --held-out: these prompts are left out")
-    parser.add_argument("--split-seed", type=int, default=13, help="train's --seed, which draws the held-out split")
+    parser.add_argument("--split-seed", type=int, default=int(DEFAULTS["seed"]),
+                        help="train's --seed, which draws the held-out split")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--deadline", type=float, help="start no run after this many seconds")

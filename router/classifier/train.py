@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from router.classifier.artifact import GLOSSARY_FILE, ArtifactError, input_text, load_tokenizer
-from router.classifier.encoder import load_encoder
+from router.classifier.encoder import PromptClassifier, load_encoder
 from router.classifier.evaluate import (
     Example,
     evaluate,
@@ -46,6 +46,7 @@ from router.classifier.keyword import KeywordClassifier
 from router.classifier.model_card import model_card, portable
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
 from router.classifier.provenance import mismatch, record
+from router.classifier.recipe import DEFAULTS
 from router.classifier.text import join_turn_and_context
 
 
@@ -97,6 +98,23 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
     model.eval()
 
 
+def fine_tuned(encoder: Path, train: list[Example], glossary: Glossary | None, *, max_length: int,
+               dropout: float, epochs: int, lr: float, batch: int, seed: int, class_weight_power: float,
+               device: str) -> PromptClassifier:
+    """The encoder in `encoder` with both heads, fine-tuned on `train` as the model reads it
+    (glossed, truncated to max_length); the dimension targets are the keyword classifier's.
+    Returned on the CPU, in eval mode."""
+    tokenizer = load_tokenizer(encoder, max_length)
+    texts = [join_turn_and_context(e.prompt, e.context) for e in train]
+    tasks = torch.tensor([TASK_LABELS.index(e.task) for e in train])
+    keyword = KeywordClassifier().classify(texts)
+    dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS] for p in keyword])
+    model = load_encoder(encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), dropout)
+    fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims, epochs=epochs, lr=lr,
+              batch=batch, seed=seed, class_weight_power=class_weight_power, device=device)
+    return model
+
+
 def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -128,16 +146,18 @@ def main() -> int:
     parser.add_argument("--encoder", type=Path, required=True)
     parser.add_argument("--out", type=Path, default=Path("models/prompt-classifier"))
     parser.add_argument("--held-out", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=1e-4, help="peak encoder learning rate (the heads take 20x); "
-                        "5e-5 and 2e-4 scored lower on the same split")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout in the encoder while fine-tuning "
-                        "(embeddings, attention, hidden states); none at inference")
-    parser.add_argument("--class-weight-power", type=float, default=0.5, help="how far the task loss "
-                        "evens out label frequencies: 0 unweighted, 1 fully balanced")
+    parser.add_argument("--epochs", type=int, default=int(DEFAULTS["epochs"]))
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                        help="peak encoder learning rate (the heads take 20x); 5e-5 and 2e-4 scored lower on the "
+                        "same split")
+    parser.add_argument("--batch", type=int, default=int(DEFAULTS["batch"]))
+    parser.add_argument("--seed", type=int, default=int(DEFAULTS["seed"]))
+    parser.add_argument("--max-length", type=int, default=int(DEFAULTS["max_length"]))
+    parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
+                        help="dropout in the encoder while fine-tuning (embeddings, attention, hidden states); "
+                        "none at inference")
+    parser.add_argument("--class-weight-power", type=float, default=DEFAULTS["class_weight_power"],
+                        help="how far the task loss evens out label frequencies: 0 unweighted, 1 fully balanced")
     parser.add_argument("--device", default="auto", help="where to fine-tune: auto (CUDA when torch sees a GPU), "
                         "cpu, cuda, cuda:N; the export and the scoring run on the CPU either way")
     parser.add_argument("--card-only", action="store_true", help="score the artifact already in --out and "
@@ -181,15 +201,9 @@ def main() -> int:
 
 
 def train_and_export(args: argparse.Namespace, train: list[Example], glossary: Glossary | None) -> None:
-    tokenizer = load_tokenizer(args.encoder, args.max_length)
-    texts = [join_turn_and_context(e.prompt, e.context) for e in train]
-    tasks = torch.tensor([TASK_LABELS.index(e.task) for e in train])
-    keyword = KeywordClassifier().classify(texts)
-    dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS] for p in keyword])
-    model = load_encoder(args.encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), args.dropout)
-    fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims,
-              epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
-              class_weight_power=args.class_weight_power, device=args.device)
+    model = fine_tuned(args.encoder, train, glossary, max_length=args.max_length, dropout=args.dropout,
+                       epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
+                       class_weight_power=args.class_weight_power, device=args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
