@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import command_line
 from router.classifier import KeywordClassifier
 from router.classifier.dataset import DatasetError, build
-from router.classifier.evaluate import Example, evaluate, format_report, format_seed_routing, seed_routing, split
+from router.classifier.evaluate import evaluate, example, format_report, format_seed_routing, seed_routing, split
 from router.classifier.prediction import Classifier
 from router.classifier.provenance import mismatch
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
@@ -36,9 +36,9 @@ def main() -> int:
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    examples = [Example(r["prompt"], r["task"], r["context"]) for r in rows]
+    examples = [example(r) for r in rows]
     train, held_out = split(examples, args.held_out, args.split_seed)
-    if reason := mismatch(args.model, train):
+    if reason := mismatch(args.model, train, held_out):
         print(f"error: {reason}", file=sys.stderr)
         return 2
     from router.classifier.onnx import OnnxClassifier

@@ -146,3 +146,28 @@ def test_split_is_stratified_and_keeps_copies_of_a_prompt_on_one_side() -> None:
         # a prompt asked in five conversations always trains; the Other singles are split as usual
         assert not [e for e in test if e.prompt == "continue"]
         assert sum(e.task == "Other" for e in test) == 1
+
+
+def test_train_only_examples_train_and_leave_the_split_of_the_others_as_it_was() -> None:
+    examples = [Example(f"write function {i}", "Code Generation") for i in range(40)]
+    examples += [Example(f"extract the names {i}", "Extraction") for i in range(10)]
+    ranked = [Example(f"extract the dates {i}", "Extraction", train_only=True) for i in range(30)]
+    for seed in range(10):
+        train, test = split(examples, 0.2, seed)
+        train_with, test_with = split(examples + ranked, 0.2, seed)
+        assert test_with == test
+        assert train_with == train + ranked
+    # a train-only copy of a held-out prompt is left out: training must not see a held-out prompt
+    _, test = split(examples, 0.2, 0)
+    copy = Example(test[0].prompt.upper(), test[0].task, train_only=True)
+    train_with, test_with = split([*examples, copy], 0.2, 0)
+    assert test_with == test and copy not in train_with
+
+
+def test_rows_drawn_by_a_models_ranking_are_train_only(tmp_path: Path) -> None:
+    data = tmp_path / "set.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": "extract the dates", "task": "Extraction", "selection": "model"},
+        {"prompt": "extract the names", "task": "Extraction", "selection": "keyword"},
+        {"prompt": "hi", "task": "Chatbot"}]))
+    assert [e.train_only for e in load_examples(data)] == [True, False, False]

@@ -149,3 +149,17 @@ def test_a_reading_file_is_read_line_by_line_with_named_errors(tmp_path: Path) -
         read_codes(codes, skip=True)
     with pytest.raises(ValueError, match=r"missing\.txt: No such file or directory"):
         read_codes(tmp_path / "missing.txt", skip=True)
+
+
+def test_ranking_puts_the_turns_likeliest_to_be_the_task_first(tmp_path: Path) -> None:
+    from tests.tiny_artifact import build
+
+    model = build(tmp_path / "model")
+    turns = [("c1", 0, "what is the capital of france", "", ""),
+             ("c2", 0, "extract the list", "", ""),
+             ("c3", 2, "please", "", "extract the names\nhere they are"),
+             ("c4", 0, "write a python function", "", "")]
+    order = [cid for cid, *_ in load("label_turns").ranked(turns, "Extraction", model)]
+    # the bare extraction request first, the follow-up whose context asks for extraction next
+    assert order[:2] == ["c2", "c3"]
+    assert set(order) == {"c1", "c2", "c3", "c4"}

