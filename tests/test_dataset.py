@@ -14,6 +14,7 @@ from router.classifier.dataset import (
     iter_json_array,
     read_label_rows,
     sharegpt_examples,
+    sharegpt_label_rows,
     text_sha,
 )
 from router.classifier.text import MODEL_TURN_HEAD_CHARS, MODEL_TURN_TAIL_CHARS, model_text
@@ -61,6 +62,14 @@ def test_changed_text_unknown_rows_and_unknown_tasks_fail_by_name(tmp_path: Path
         sharegpt_examples(json.dumps(CONVERSATIONS), rows)
     with pytest.raises(DatasetError, match="row 2: unknown task 'Poetry'"):
         read_label_rows(write_labels(tmp_path / "l.tsv", [("b2", 0, "x", "Poetry")]))
+
+
+def test_turns_drawn_by_a_models_ranking_come_only_when_asked_for(tmp_path: Path) -> None:
+    labels = write_labels(tmp_path / "l.tsv", [("a1", 0, "x", "Summarization"), ("b2", 0, "y", "Text Generation")])
+    labels.write_text(labels.read_text().replace("b2\t0\ty\tText Generation\trandom",
+                                                 "b2\t0\ty\tText Generation\tmodel"))
+    assert [r["id"] for r in sharegpt_label_rows(labels, ranked=False)] == ["a1"]
+    assert [r["id"] for r in sharegpt_label_rows(labels, ranked=True)] == ["a1", "b2"]
 
 
 def test_templates_are_filled_from_defaults_then_descriptions() -> None:

@@ -29,7 +29,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.classifier.dataset import LABELS_DIR, iter_json_array, package_file, read_label_rows, text_sha
+from router.classifier.dataset import (
+    LABELS_DIR,
+    RANKED_SELECTION,
+    iter_json_array,
+    package_file,
+    read_label_rows,
+    text_sha,
+)
 
 CANDIDATES = Path(__file__).resolve().parent / ".candidates.json"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "prompt-classifier-preview"
@@ -156,7 +163,7 @@ def apply(labels_file: Path) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    selection = "model" if drawn.get("ranked") else "random" if drawn["pool"] == "any" else "keyword"
+    selection = RANKED_SELECTION if drawn.get("ranked") else "random" if drawn["pool"] == "any" else "keyword"
     rows = []
     for number, (cid, index, value, _) in enumerate(drawn["candidates"]):
         code = labels.get(str(number))

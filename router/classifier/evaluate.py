@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from router.classifier.dataset import RANKED_SELECTION
 from router.classifier.prediction import TASK_LABELS, Classifier, Prediction
 from router.classifier.text import join_turn_and_context
 from router.policy import Policy, decide
@@ -80,8 +81,8 @@ class Report:
 
 
 ALWAYS_TRAINED_COPIES = 4
-# How a labeled row was drawn (its "selection") when the drawing used a model's ranking.
-TRAIN_ONLY_SELECTIONS = frozenset({"model"})
+# How labeled rows drawn with a model's help are marked (their "selection"): they train only.
+TRAIN_ONLY_SELECTIONS = frozenset({RANKED_SELECTION})
 
 
 def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Example], list[Example]]:
