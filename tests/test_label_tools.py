@@ -163,3 +163,17 @@ def test_ranking_puts_the_turns_likeliest_to_be_the_task_first(tmp_path: Path) -
     # the bare extraction request first, the follow-up whose context asks for extraction next
     assert order[:2] == ["c2", "c3"]
     assert set(order) == {"c1", "c2", "c3", "c4"}
+
+
+@pytest.mark.parametrize(("drawn", "selection"), [({"pool": "any"}, "random"), ({"pool": "extraction"}, "keyword"),
+                                                  ({"pool": "any", "ranked": "Extraction"}, "model")])
+def test_applied_labels_record_how_their_turns_were_drawn(tmp_path: Path, drawn: dict[str, str],
+                                                          selection: str) -> None:
+    labels, codes = label_files(tmp_path)
+    candidates = tmp_path / "candidates.json"
+    candidates.write_text(json.dumps({**drawn, "candidates": [["c3", 1, "extract the dates", ""],
+                                                              ["c4", 0, "hm", ""]]}))
+    codes.write_text("0 EX\n1 XX\n")
+    assert load("label_turns").apply(codes, labels, candidates) == 0
+    added = labels.read_text().splitlines()[len(LABELS.splitlines()):]
+    assert added == [f"c3\t1\t{load('label_turns').text_sha('extract the dates')}\tExtraction\t{selection}"]

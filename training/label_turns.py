@@ -153,11 +153,12 @@ def read_codes(path: Path, *, skip: bool) -> dict[str, str]:
     return codes
 
 
-def apply(labels_file: Path) -> int:
-    if not CANDIDATES.is_file():
-        print(f"error: {CANDIDATES.name} is missing: run `sample` first", file=sys.stderr)
+def apply(labels_file: Path, path: Path = LABELS_DIR / "sharegpt.tsv", candidates: Path = CANDIDATES) -> int:
+    """Append the drawn candidates' labels (a "<number> <code>" file) to the label file."""
+    if not candidates.is_file():
+        print(f"error: {candidates.name} is missing: run `sample` first", file=sys.stderr)
         return 2
-    drawn = json.loads(CANDIDATES.read_text())
+    drawn = json.loads(candidates.read_text())
     try:
         labels = read_codes(labels_file, skip=True)
     except ValueError as exc:
@@ -172,7 +173,7 @@ def apply(labels_file: Path) -> int:
             return 2
         if code != "XX":
             rows.append(f"{cid}\t{index}\t{text_sha(value)}\t{CODES[code]}\t{selection}\n")
-    with (LABELS_DIR / "sharegpt.tsv").open("a", encoding="utf-8") as f:
+    with path.open("a", encoding="utf-8") as f:
         f.writelines(rows)
     print(f"appended {len(rows)} labeled turns")
     return 0
