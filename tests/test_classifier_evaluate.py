@@ -18,6 +18,7 @@ from router.classifier.evaluate import (
     format_seed_routing,
     format_targets,
     load_examples,
+    normalized,
     score,
     seed_routing,
     split,
@@ -139,8 +140,8 @@ def test_split_is_stratified_and_keeps_copies_of_a_prompt_on_one_side() -> None:
     for seed in range(20):
         train, test = split(examples, 0.2, seed)
         assert sorted(map(id, train + test)) == sorted(map(id, examples))
-        seen = {" ".join(e.prompt.split()).lower() for e in train}
-        assert not [e for e in test if " ".join(e.prompt.split()).lower() in seen]
+        seen = {normalized(e.prompt) for e in train}
+        assert not [e for e in test if normalized(e.prompt) in seen]
         assert sum(e.task == "Code Generation" for e in test) == 8
         assert sum(e.task == "Open QA" for e in test) == 4
         # a prompt asked in five conversations always trains; the Other singles are split as usual

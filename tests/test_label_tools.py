@@ -155,10 +155,11 @@ def test_ranking_puts_the_turns_likeliest_to_be_the_task_first(tmp_path: Path) -
     from tests.tiny_artifact import build
 
     model = build(tmp_path / "model")
-    turns = [("c1", 0, "what is the capital of france", "", ""),
-             ("c2", 0, "extract the list", "", ""),
-             ("c3", 2, "please", "", "extract the names\nhere they are"),
-             ("c4", 0, "write a python function", "", "")]
+    follow_up = [{"value": "extract the names"}, {"value": "here they are"}, {"value": "please"}]
+    turns = [("c1", 0, "what is the capital of france", "", []),
+             ("c2", 0, "extract the list", "", []),
+             ("c3", 2, "please", "here they are", follow_up),
+             ("c4", 0, "write a python function", "", [])]
     order = [cid for cid, *_ in load("label_turns").ranked(turns, "Extraction", model)]
     # the bare extraction request first, the follow-up whose context asks for extraction next
     assert order[:2] == ["c2", "c3"]

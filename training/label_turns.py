@@ -26,12 +26,14 @@ import random
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router.classifier.dataset import (
     LABELS_DIR,
     RANKED_SELECTION,
+    earlier_turns,
     iter_json_array,
     package_file,
     read_label_rows,
@@ -97,8 +99,7 @@ def sample(pool: str, n: int, seed: int, rank: str | None = None, model: Path | 
             if turn.get("from") != "human" or (conversation["id"], index) in done or not pattern.search(value):
                 continue
             previous = turns[index - 1]["value"].strip() if index else ""
-            context = "\n".join(t["value"].strip() for t in turns[:index])
-            found.append((conversation["id"], index, value, previous, context))
+            found.append((conversation["id"], index, value, previous, turns))
     if rank is None:
         picked = random.Random(seed).sample(found, min(n, len(found)))
     else:
@@ -113,7 +114,8 @@ def sample(pool: str, n: int, seed: int, rank: str | None = None, model: Path | 
     return 0
 
 
-Turn = tuple[str, int, str, str, str]  # conversation id, turn index, text, previous turn, earlier turns
+# conversation id, turn index, text, previous turn's text, the conversation's turns
+Turn = tuple[str, int, str, str, list[dict[str, Any]]]
 
 
 def ranked(turns: list[Turn], label: str, model: Path) -> list[Turn]:
@@ -126,7 +128,8 @@ def ranked(turns: list[Turn], label: str, model: Path) -> list[Turn]:
     probability = []
     for start in range(0, len(turns), 256):
         chunk = turns[start:start + 256]
-        predictions = classifier.classify([join_turn_and_context(value, context) for _, _, value, _, context in chunk])
+        predictions = classifier.classify([join_turn_and_context(value, earlier_turns(turns, index))
+                                           for _, index, value, _, turns in chunk])
         probability += [p.probabilities[label] for p in predictions]
         print(f"# scored {start + len(chunk)}/{len(turns)}", file=sys.stderr, end="\r")
     print(file=sys.stderr)

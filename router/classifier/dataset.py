@@ -84,6 +84,11 @@ def iter_json_array(text: str) -> Iterator[Any]:
         yield item
 
 
+def earlier_turns(turns: list[dict[str, Any]], index: int) -> str:
+    """The context a conversation's turn is classified with: the turns before it, one per line."""
+    return "\n".join(t["value"].strip() for t in turns[:index])
+
+
 def sharegpt_examples(source_text: str, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     wanted = {(r["id"], int(r["turn"])): r for r in rows}
     found: dict[tuple[str, int], dict[str, Any]] = {}
@@ -97,9 +102,8 @@ def sharegpt_examples(source_text: str, rows: list[dict[str, str]]) -> list[dict
             if text_sha(prompt) != row["sha1"]:
                 raise DatasetError(f"sharegpt.tsv: {row['id']} turn {index}: text differs from the labeled one "
                                    f"(sha1 {text_sha(prompt)}, expected {row['sha1']})")
-            context = "\n".join(t["value"].strip() for t in turns[:index])
             found[(conversation["id"], index)] = {
-                "prompt": prompt, "task": row["task"], "context": context, "source": "sharegpt",
+                "prompt": prompt, "task": row["task"], "context": earlier_turns(turns, index), "source": "sharegpt",
                 "license": LICENSES["sharegpt"], "selection": row["selection"], "id": row["id"], "turn": index}
     missing = [f"{cid}/{turn}" for cid, turn in wanted if (cid, turn) not in found]
     if missing:

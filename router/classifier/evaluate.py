@@ -81,8 +81,6 @@ class Report:
 
 
 ALWAYS_TRAINED_COPIES = 4
-# How labeled rows drawn with a model's help are marked (their "selection"): they train only.
-TRAIN_ONLY_SELECTIONS = frozenset({RANKED_SELECTION})
 
 
 def split(examples: list[Example], held_out: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -158,12 +156,12 @@ def example(row: Mapping[str, Any]) -> Example:
     """A labeled row ({"prompt", "task" or "correct_task", "context", "selection"}) as an Example;
     rows drawn by a model's ranking are train-only."""
     return Example(row["prompt"], row.get("task") or row["correct_task"], row.get("context") or "",
-                   train_only=row.get("selection") in TRAIN_ONLY_SELECTIONS)
+                   train_only=row.get("selection") == RANKED_SELECTION)
 
 
 def load_examples(path: Path) -> list[Example]:
     """The Examples of a labeled JSONL file (load_rows)."""
-    return [example for _, example in load_rows(path)]
+    return [e for _, e in load_rows(path)]
 
 
 def score(truth: Sequence[str], predicted: Sequence[str]) -> Scores:

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from router.classifier.artifact import GLOSSARY_FILE
+from router.classifier.dataset import RANKED_SELECTION
 from router.classifier.evaluate import ALWAYS_TRAINED_COPIES, Example
 from router.classifier.glossary import Glossary
 
@@ -51,7 +52,8 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
               "trained on; copies of a prompt stay on one side, and a prompt asked in "
               f"{ALWAYS_TRAINED_COPIES} or more conversations, such as 'continue', always trains"
-              + ("; so does every prompt drawn by a model's ranking" if selections.get("model") else "") + ").", "",
+              + ("; so does every prompt drawn by a model's ranking" if selections.get(RANKED_SELECTION) else "")
+              + ").", "",
               "Task counts: " + ", ".join(f"{t} {n}" for t, n in Counter(r["task"] for r in rows).most_common()),
               ""]
     if glossary:
@@ -110,7 +112,8 @@ def portable(path: Path) -> str:
 
 def ranked_note(selections: Counter[str]) -> str:
     """The card's words for prompts drawn by a model's ranking (training/label_turns.py --rank), if any."""
-    if not selections.get("model"):
+    if not selections.get(RANKED_SELECTION):
         return ""
-    return (", and from prompts an earlier build ranked likeliest to be a rare task (" + str(selections["model"]) +
-            "; they always train, since held-out prompts picked by a model's ranking would favour that model)")
+    return (", and from prompts an earlier build ranked likeliest to be a rare task ("
+            + str(selections[RANKED_SELECTION]) + "; they always train, since held-out prompts picked by a "
+            "model's ranking would favour that model)")
