@@ -2,7 +2,7 @@
 
     python training/recipe_sweep.py --data labeled.jsonl --encoder DIR [--glossary G] \
         --recipe base: --recipe long:epochs=15 --recipe b32:batch=32,lr=1.5e-4 [--folds 3] [--jobs 4] \
-        [--device auto] [--deadline 600] [--out sweep.jsonl]
+        [--device auto] [--deadline 600] [--out sweep.jsonl] [--predictions DIR]
 
 Each recipe is NAME:KEY=VALUE,... over train's options (epochs, lr, batch, seed,
 class_weight_power, dropout, max_length); what a recipe leaves out takes train's
@@ -14,7 +14,11 @@ so a recipe chosen here can then be built with train and scored on them once.
 
 Runs go to --jobs worker processes (a GPU holds several at once); each result is appended to
 --out as it lands, and the table at the end gives each recipe's mean and spread. With
---deadline, no run starts after that many seconds. Needs requirements-train.txt.
+--deadline, no run starts after that many seconds. With --predictions DIR, each run also
+writes what it predicted for every validation prompt to DIR/<recipe>-fold<k>.jsonl (true task,
+the 11 probabilities, complexity), so a decision rule over the probabilities can be compared
+afterwards without training again (training/prior_correction.py reads them). Needs
+requirements-train.txt.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -33,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from router.classifier.evaluate import Example, load_examples, split
+from router.classifier.prediction import Prediction
 from router.classifier.recipe import DEFAULTS
 
 
@@ -53,6 +60,8 @@ def parse_recipe(text: str) -> Recipe:
     name, sep, rest = text.partition(":")
     if not sep or not name.strip():
         raise RecipeError(f"recipe {text!r}: expected NAME:KEY=VALUE,... (NAME: alone is train's defaults)")
+    if not re.fullmatch(r"[\w.+-]+", name.strip()):  # it names the run's --predictions file
+        raise RecipeError(f"recipe {text!r}: NAME may hold only letters, digits and . _ + -")
     options: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = part.partition("=")
@@ -72,8 +81,15 @@ def folds(train: list[Example], count: int, share: float, seed: int) -> list[tup
     return [split(train, share, seed + 1000 + i) for i in range(count)]
 
 
+def prediction_rows(examples: Sequence[Example], predictions: Sequence[Prediction]) -> list[dict]:  # type: ignore[type-arg]
+    """One JSON-ready row per validation prompt: its true task and what the model said of it."""
+    return [{"task": e.task, "predicted": p.task, "probabilities": p.probabilities, "complexity": p.complexity}
+            for e, p in zip(examples, predictions, strict=True)]
+
+
 def run_one(recipe: Recipe, fold: int, fit: list[Example], validation: list[Example], encoder: str,
-            glossary_path: str | None, device: str, threads: int) -> dict:  # type: ignore[type-arg]
+            glossary_path: str | None, device: str, threads: int,
+            predictions_path: str | None = None) -> dict:  # type: ignore[type-arg]
     """Fine-tune one recipe on one fitting part and score it on the validation part (in a worker)."""
     import torch
 
@@ -96,16 +112,23 @@ def run_one(recipe: Recipe, fold: int, fit: list[Example], validation: list[Exam
     tokenizer = load_tokenizer(Path(encoder), max_length)
     labels = Labels(TASK_LABELS, tuple(COMPLEXITY_WEIGHTS), max_length)
 
+    said: list[Prediction] = []
+
     class Scorer:  # the fine-tuned model behind the classifier contract, for evaluate()
         def classify(self, batch: list[str]):  # type: ignore[no-untyped-def]
             inputs = encode(tokenizer, batch, glossary)
             with torch.no_grad():
                 probs, dimensions = model(torch.from_numpy(inputs["input_ids"]).to(device),
                                           torch.from_numpy(inputs["attention_mask"]).to(device))
-            return to_predictions(labels, probs.cpu().numpy(), dimensions.cpu().numpy(), "torch")
+            out = to_predictions(labels, probs.cpu().numpy(), dimensions.cpu().numpy(), "torch")
+            said.extend(out)
+            return out
 
     seed = load_seed(DEFAULT_CONFIG)
     report = evaluate(Scorer(), validation, seed.policies[seed.default_policy])
+    if predictions_path:
+        with open(predictions_path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(row) + "\n" for row in prediction_rows(validation, said))
     return {"recipe": recipe.name, "options": recipe.options, "fold": fold, "fit": len(fit),
             "validation": len(validation), "accuracy": report.overall.accuracy,
             "macro_f1": report.overall.macro_f1, "tier_agreement": report.tier_agreement,
@@ -146,6 +169,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--deadline", type=float, help="start no run after this many seconds")
     parser.add_argument("--out", type=Path, default=Path("sweep.jsonl"))
+    parser.add_argument("--predictions", type=Path, help="folder for each run's validation predictions")
     args = parser.parse_args()
     try:
         recipes = [parse_recipe(r) for r in args.recipe]
@@ -162,6 +186,12 @@ def main() -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.predictions:
+        try:
+            args.predictions.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: --predictions {args.predictions}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     train, _ = split(load_examples(args.data), args.held_out, args.split_seed)
     parts = folds(train, args.folds, args.validation, args.split_seed)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
@@ -177,8 +207,9 @@ def main() -> int:
                     args.deadline and time.monotonic() - started > args.deadline):
                 recipe, i = queue.pop(0)
                 fit, validation = parts[i]
+                written = str(args.predictions / f"{recipe.name}-fold{i}.jsonl") if args.predictions else None
                 running.add(pool.submit(run_one, recipe, i, fit, validation, str(args.encoder),
-                                        str(args.glossary) if args.glossary else None, device, threads))
+                                        str(args.glossary) if args.glossary else None, device, threads, written))
             if not running:
                 print(f"deadline: {len(queue)} runs not started", flush=True)
                 break
