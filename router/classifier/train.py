@@ -109,6 +109,8 @@ def fine_tuned(encoder: Path, train: list[Example], glossary: Glossary | None, *
     tasks = torch.tensor([TASK_LABELS.index(e.task) for e in train])
     keyword = KeywordClassifier().classify(texts)
     dims = torch.tensor([[p.dimensions[d] for d in COMPLEXITY_WEIGHTS] for p in keyword])
+    # The heads' starting weights come from torch's generator too, which each process seeds at random.
+    torch.manual_seed(seed)
     model = load_encoder(encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), dropout)
     fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims, epochs=epochs, lr=lr,
               batch=batch, seed=seed, class_weight_power=class_weight_power, device=device)
