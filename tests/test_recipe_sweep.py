@@ -62,6 +62,17 @@ def test_a_bad_recipe_stops_the_sweep_before_any_training(tmp_path: Path) -> Non
     assert not (tmp_path / "sweep.jsonl").exists()
 
 
+def test_a_predictions_folder_that_cannot_be_made_is_named_before_any_training(tmp_path: Path) -> None:
+    data = tmp_path / "labeled.jsonl"
+    data.write_text(json.dumps({"prompt": "hi", "task": "Chatbot"}) + "\n")
+    result = subprocess.run([sys.executable, str(SCRIPT), "--data", str(data), "--encoder", str(tmp_path),
+                             "--recipe", "base:", "--predictions", str(data / "preds")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"error: --predictions {data / 'preds'}: Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def examples() -> list[Example]:
     return [Example(f"{task} prompt number {i}", task) for task in TASK_LABELS for i in range(20)]
 

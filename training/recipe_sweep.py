@@ -179,6 +179,12 @@ def main() -> int:
     if len({r.name for r in recipes}) != len(recipes):
         print("error: two recipes share a name", file=sys.stderr)
         return 2
+    if args.predictions:
+        try:
+            args.predictions.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: --predictions {args.predictions}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     from router.classifier.train import resolve_device  # torch: only once the arguments are known good
 
     try:
@@ -186,12 +192,6 @@ def main() -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.predictions:
-        try:
-            args.predictions.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            print(f"error: --predictions {args.predictions}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
     train, _ = split(load_examples(args.data), args.held_out, args.split_seed)
     parts = folds(train, args.folds, args.validation, args.split_seed)
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
