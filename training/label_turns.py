@@ -136,8 +136,8 @@ def ranked(turns: list[Turn], label: str, classifier: Classifier) -> list[Turn]:
     probability = []
     for start in range(0, len(turns), 256):
         chunk = turns[start:start + 256]
-        predictions = classifier.classify([join_turn_and_context(value, earlier_turns(turns, index))
-                                           for _, index, value, _, turns in chunk])
+        predictions = classifier.classify([join_turn_and_context(value, earlier_turns(conversation, index))
+                                           for _, index, value, _, conversation in chunk])
         probability += [p.probabilities[label] for p in predictions]
         print(f"# scored {start + len(chunk)}/{len(turns)}", file=sys.stderr, end="\r")
     print(file=sys.stderr)

@@ -82,12 +82,11 @@ def corrected(probabilities: Mapping[str, float], shares: Mapping[str, float], t
 
 
 def sweep(files: Sequence[Sequence[Said]], taus: Sequence[float]) -> list[Row]:
+    shares = [log_shares(rows) for rows in files]  # the same for every tau
     out = []
     for tau in taus:
-        scores = []
-        for rows in files:
-            shares = log_shares(rows)
-            scores.append(score([r.task for r in rows], [corrected(r.probabilities, shares, tau) for r in rows]))
+        scores = [score([r.task for r in rows], [corrected(r.probabilities, file_shares, tau) for r in rows])
+                  for rows, file_shares in zip(files, shares, strict=True)]
         out.append(Row(tau, sum(s.macro_f1 for s in scores) / len(scores),
                        sum(s.accuracy for s in scores) / len(scores)))
     return out
