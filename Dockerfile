@@ -9,16 +9,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     DATABASE_URL=sqlite:////data/router.db
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
-
+COPY pyproject.toml constraints.txt ./
 COPY router/ router/
 COPY storage/ storage/
+COPY training/ training/
+COPY bench/ bench/
 COPY config/ config/
 COPY pages/ pages/
 COPY models/ models/
 COPY .streamlit/ .streamlit/
 COPY app.py alembic.ini ./
+# The runtime only: pinned by constraints.txt, no dev or training extras.
+RUN pip install -c constraints.txt -e .
 
 RUN useradd --create-home --uid 10001 router && mkdir /data && chown router /data
 USER router

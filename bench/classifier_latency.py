@@ -2,8 +2,8 @@
 for the ONNX artifact in fp32 and int8 and for the keyword classifier, in one run.
 
 Latency does not depend on the heads' weights, so an untrained-heads build is enough:
-    python -m router.classifier.export --encoder <minilm folder> --out /tmp/minilm-artifact
-    python bench/classifier_latency.py --artifact /tmp/minilm-artifact [--n 300]
+    python -m training.export --encoder <minilm folder> --out /tmp/minilm-artifact
+    python -m bench.classifier_latency --artifact /tmp/minilm-artifact [--n 300]
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import argparse
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import command_line, percentile
 from router.classifier import KeywordClassifier

@@ -3,7 +3,7 @@ bench/classifier_latency.py measures the ONNX artifact: a ~100-token prompt end 
 (tokenize and gloss on the CPU, run the network, read back predictions), batch-1 p50/p99
 and batch-32 throughput.
 
-    python bench/classifier_latency_cuda.py --encoder <minilm folder> [--artifact DIR] [--n 300]
+    python -m bench.classifier_latency_cuda --encoder <minilm folder> [--artifact DIR] [--n 300]
 
 For hosts where onnxruntime-gpu cannot be installed: the router's own GPU path is ONNX
 Runtime's CUDA provider (`bench/classifier_latency.py --providers CUDAExecutionProvider`).
@@ -11,7 +11,7 @@ This times the same network (MiniLM-L6 and the two heads, fp32 and fp16) eagerly
 captured CUDA graph (batch-1 inputs padded to the artifact's max_length, so one graph
 replays for every prompt). Latency does not depend on the weights' values, so the packaged
 MiniLM encoder with untrained heads stands in for the fine-tuned network. Needs a CUDA
-build of torch (requirements-train.txt on a GPU host).
+build of torch (the train extra (pip install -e ".[train]") on a GPU host).
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.classifier_latency import PROMPT, PROMPT_JA, measure, print_table
 from bench.common import command_line
 from router.classifier.artifact import Preprocessor
-from router.classifier.encoder import PromptClassifier, load_encoder
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction
+from training.encoder import PromptClassifier, load_encoder
 
 
 class TorchCuda:

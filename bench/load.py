@@ -7,7 +7,7 @@ Needs wrk (apt-get install wrk). LiteLLM is not a project dependency: install it
 venv of its own (python -m venv /tmp/litellm && /tmp/litellm/bin/pip install 'litellm[proxy]')
 and pass --litellm /tmp/litellm/bin/litellm.
 
-Usage: python bench/load.py [--duration 180] [--connections 32] [--litellm PATH]
+Usage: python -m bench.load [--duration 180] [--connections 32] [--litellm PATH]
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import PROMPTS, command_line, free_port, require_wrk, start_stack, wait_http
 from bench.throughput import lua_script, run_wrk
@@ -106,9 +104,9 @@ def main() -> int:
             run_wrk(f"http://127.0.0.1:{lite_port}", router_lua, 4, 3)
             litellm = run_wrk(f"http://127.0.0.1:{lite_port}", router_lua, args.connections, args.compare_duration)
 
-        engine = make_engine(database_url)
-        decisions = list_decisions(engine, limit=10_000_000)
-        engine.dispose()
+        db = make_engine(database_url)
+        decisions = list_decisions(db, limit=10_000_000)
+        db.dispose()
     finally:
         for proc in [p for p in (lite, *procs) if p is not None]:
             proc.terminate()

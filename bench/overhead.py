@@ -1,7 +1,7 @@
 """Router overhead per request, by part, in process: classify, decide, plan (policy
 lookup + classify + decide), and the decision log's commit wait on SQLite and Postgres.
 
-Usage: python bench/overhead.py [--n 5000] [--postgres-url URL]
+Usage: python -m bench.overhead [--n 5000] [--postgres-url URL]
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import uuid
 from concurrent.futures import wait
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import PROMPTS, command_line, percentile
 from router.chat_request import parse_chat_request
 from router.classifier import KeywordClassifier
@@ -25,6 +23,7 @@ from router.policy import decide
 from router.runtime import build_runtime
 from storage.db import make_engine, migrate
 from storage.decision_log import DecisionLog
+from storage.record import DecisionRecord
 
 
 def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -36,23 +35,24 @@ def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
     return out
 
 
-def row() -> dict:
-    return {"id": uuid.uuid4().hex, "request_id": "bench", "source": "api", "status": "ok", "task": "Open QA",
-            "task_probs": {"Open QA": 0.9, "Other": 0.1}, "attempts": [{"tier": "a", "outcome": "ok", "ms": 1.0}],
-            "prompt": "What is the capital of France?", "total_ms": 1.0}
+def row() -> DecisionRecord:
+    return DecisionRecord.from_mapping({
+        "id": uuid.uuid4().hex, "request_id": "bench", "source": "api", "status": "ok", "task": "Open QA",
+        "task_probs": {"Open QA": 0.9, "Other": 0.1}, "attempts": [{"tier": "a", "outcome": "ok", "ms": 1.0}],
+        "prompt": "What is the capital of France?", "total_ms": 1.0})
 
 
 def log_commit(url: str, n: int, concurrent: int) -> tuple[list[float], float]:
-    engine = make_engine(url)
-    migrate(engine)
-    log = DecisionLog(engine)
+    db = make_engine(url)
+    migrate(db)
+    log = DecisionLog(db)
     single = timed(lambda _: log.submit(row()).result(10), n)
     start = time.perf_counter()
     futures = [log.submit(row()) for _ in range(concurrent)]
     wait(futures, timeout=60)
     burst_rows_per_s = concurrent / (time.perf_counter() - start)
     log.close()
-    engine.dispose()
+    db.dispose()
     return single, burst_rows_per_s
 
 

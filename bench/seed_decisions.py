@@ -2,7 +2,7 @@
 console's pages. Rows are routed by the real seed policy and keyword classifier, so
 their tiers, rules and costs are what the router would have logged.
 
-Usage: DATABASE_URL=sqlite:///big.db python bench/seed_decisions.py --n 100000
+Usage: DATABASE_URL=sqlite:///big.db python -m bench.seed_decisions --n 100000
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Engine, insert
 
@@ -25,13 +22,13 @@ from router.config import DEFAULT_CONFIG, load_seed
 from router.policy import decide
 from storage import policies as policy_store
 from storage.db import make_engine, migrate
-from storage.models import Decision, Review
+from storage.models import DECISIONS, REVIEWS
 
 
-def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: int = 7) -> None:
+def seed(db: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: int = 7) -> None:
     rng = random.Random(rng_seed)
     config = load_seed(DEFAULT_CONFIG)
-    policy_store.seed(engine, {name: p.to_document() for name, p in config.policies.items()})
+    policy_store.seed(db, {name: p.to_document() for name, p in config.policies.items()})
     policy = config.policies[config.default_policy]
     predictions = KeywordClassifier().classify(PROMPTS)
     now = datetime.now(UTC)
@@ -64,8 +61,8 @@ def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_see
             "baseline_tier": policy.baseline, "baseline_cost_usd": policy.tiers[policy.baseline].cost_usd(pt, ct),
             "prompt": PROMPTS[k], "prompt_chars": len(PROMPTS[k]), "response": "synthetic answer",
         })
-    table = Decision.__table__  # type: ignore[attr-defined]
-    with engine.begin() as conn:
+    table = DECISIONS
+    with db.begin() as conn:
         for start in range(0, n, 5000):
             conn.execute(insert(table), rows[start:start + 5000])
         review_rows = []
@@ -81,18 +78,18 @@ def seed(engine: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_see
                 review_rows.append({"decision_id": decision_id, "verdict": rng.choice(["thumbs_up", "thumbs_down"]),
                                     "created_at": now})
         if review_rows:
-            conn.execute(insert(Review.__table__), review_rows)  # type: ignore[attr-defined]
+            conn.execute(insert(REVIEWS), review_rows)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     args = parser.parse_args()
-    engine = make_engine()
-    migrate(engine)
+    db = make_engine()
+    migrate(db)
     start = time.perf_counter()
-    seed(engine, args.n)
-    print(f"seeded {args.n} decisions into {engine.url.render_as_string()} in {time.perf_counter() - start:.1f}s")
+    seed(db, args.n)
+    print(f"seeded {args.n} decisions into {db.url.render_as_string()} in {time.perf_counter() - start:.1f}s")
     return 0
 
 

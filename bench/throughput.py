@@ -2,7 +2,7 @@
 simulator, compared in the same run with calling the simulator directly.
 
 Needs wrk (Debian: apt-get install wrk). Usage:
-    python bench/throughput.py [--duration 10] [--concurrency 1 16 64] [--database-url URL]
+    python -m bench.throughput [--duration 10] [--concurrency 1 16 64] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import PROMPTS, command_line, percentile, require_wrk, start_stack
 from storage.db import make_engine
@@ -84,9 +82,9 @@ def main() -> int:
             routed = run_wrk(api_url, router_lua, c, args.duration)
             rows.append((c, direct, routed))
 
-        engine = make_engine(database_url)
-        decisions = list_decisions(engine, limit=10_000_000)
-        engine.dispose()
+        db = make_engine(database_url)
+        decisions = list_decisions(db, limit=10_000_000)
+        db.dispose()
     finally:
         for proc in procs:
             proc.terminate()

@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    if args.log_level != "debug":  # alembic narrates every migration step at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    status: int = args.func(args)
+    return status
 
 
 if __name__ == "__main__":

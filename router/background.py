@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -12,7 +12,8 @@ import uvicorn
 class BackgroundServer:
     """An ASGI app served by uvicorn on a loopback port, in a thread of its own."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: str = "off",
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *,
+                 lifespan: Literal["auto", "on", "off"] = "off",
                  name: str = "background-server") -> None:
         self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                                      lifespan=lifespan, access_log=False))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from router.chat_request import ChatRequest
-from router.errors import APIError
+from router.engine import Engine
 from router.runtime import Runtime, build_runtime
 
 T = TypeVar("T")
@@ -64,24 +64,18 @@ class BlockingEngine:
         self._thread.start()
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         return self.runtime.engine
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def chat(self, req: ChatRequest) -> ChatTurn:
-        """Start a streamed turn; raises APIError when it cannot start (the row is logged)."""
+        """Start a streamed turn; raises APIError when it cannot start (the engine records it)."""
         req.stream = True
-        try:
-            result = self.run(self.engine.stream(req))
-        except APIError as err:
-            if "x-router-decision-id" not in err.headers:
-                err.headers["x-router-decision-id"] = self.run(
-                    self.engine.log_rejected(err, source=req.source, stream=True, policy=req.policy))
-            raise
+        result = self.run(self.engine.stream(req))
         plan = result.plan
-        return ChatTurn(plan.decision_id, plan.decision.tier, plan.answered_by or plan.decision.tier,
+        return ChatTurn(plan.decision_id, plan.choice.tier, plan.answered_by or plan.choice.tier,
                         plan.prediction.task, _owner=self, _chunks=result.chunks)
 
     def route(self, req: ChatRequest) -> dict[str, Any]:

@@ -8,15 +8,13 @@ from typing import Any
 
 from router.classifier.text import join_turn_and_context
 from router.errors import APIError, invalid
+from router.sampling import parameter_error
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 ROUTER_MODEL = "router"
-# Parameters passed to the tier as they are; anything else is dropped.
-PASS_THROUGH = frozenset({
-    "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "presence_penalty",
-    "frequency_penalty", "seed", "n", "logit_bias", "user", "response_format", "tools", "tool_choice",
-    "logprobs", "top_logprobs", "stream_options",
-})
+# The router's own fields; every other field is a parameter for the tier, passed as it is
+# once the known ones have been checked (router/sampling.py).
+OWN_FIELDS = frozenset({"messages", "model", "stream", "router"})
 
 
 @dataclass
@@ -38,7 +36,7 @@ class ChatRequest:
     def latest_user_text(self) -> str:
         for m in reversed(self.messages):
             if m["role"] == "user":
-                return m["content"]
+                return str(m["content"])
         return ""
 
     @property
@@ -118,9 +116,13 @@ def parse_chat_request(body: Any, *, source: str = "api") -> ChatRequest:
     conversation = router_opts.get("conversation_id")
     if conversation is not None and (not isinstance(conversation, str) or not 0 < len(conversation) <= 64):
         raise invalid("router.conversation_id must be a string of 1 to 64 characters", "router.conversation_id")
-    params = {k: v for k, v in body.items() if k in PASS_THROUGH}
-    if "stream_options" in params and not isinstance(params["stream_options"], dict):
-        raise invalid("stream_options must be an object", "stream_options")
+    params = {k: v for k, v in body.items() if k not in OWN_FIELDS}
+    for name, value in params.items():
+        problem = parameter_error(name, value)
+        if problem is not None:
+            raise invalid(problem, name)
+    if params.get("stream_options") is not None and not stream:
+        raise invalid("stream_options is only allowed when stream is true", "stream_options")
     return ChatRequest(normalized, model, stream, policy, conversation, params, source)
 
 

@@ -31,12 +31,15 @@ class Settings:
     auth: str  # off: no client keys (the local-dev default); keys: every API call needs a valid key
     redact_prompts: bool  # store a hash and a length instead of prompt and answer text
     console_password: str | None  # guards the console's policy and review pages
+    drain_timeout_s: float = 3.0  # longest shutdown waits for buffered decisions before spilling them
+    spill_file: Path | None = None  # where they are spilled (default: beside a SQLite file, else
+    # decision-log-spill.jsonl in the working directory); the next start replays it
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
 
-        def number(name: str, default: str, kind: type = float) -> Any:
+        def number(name: str, default: str, kind: type[int] | type[float] = float) -> Any:
             raw = env.get(name, default)
             try:
                 value = kind(raw)
@@ -76,6 +79,8 @@ class Settings:
             auth=auth,
             redact_prompts=redact in ("1", "true", "yes"),
             console_password=env.get("ROUTER_CONSOLE_PASSWORD") or None,
+            drain_timeout_s=number("ROUTER_DRAIN_TIMEOUT_S", "3"),
+            spill_file=Path(env["ROUTER_SPILL_FILE"]) if env.get("ROUTER_SPILL_FILE") else None,
         )
 
 

@@ -34,19 +34,27 @@ class DryRunReport:
 
 
 def replay(rows: Iterable[Mapping[str, Any]], draft: Policy, current: Policy | None = None) -> DryRunReport:
-    """Rows need task, task_probs, complexity, complexity_dims, routed_tier, prompt_tokens,
-    completion_tokens, pinned_tier and, where reviewed, correct_tier. Costs use each policy's
-    own prices (the current one's for the 'before' side when given)."""
+    """Rows need task, task_probs, complexity, complexity_dims, routed_tier, tier, prompt_tokens,
+    completion_tokens, pinned_tier and, where reviewed, correct_tier; with conversation_id (and
+    created_at, turn to order them) a turn is decided with its conversation's previous tier, as
+    live routing does: the tier the draft gave the previous turn, assumed to have answered it.
+    Costs use each policy's own prices (the current one's for the 'before' side when given)."""
     report = DryRunReport()
     before_prices = current or draft
-    for row in rows:
+    previous: dict[str, str] = {}  # conversation -> the tier its last turn had under the draft
+    for row in sorted(rows, key=_chronological):
+        conversation = row.get("conversation_id")
         if row.get("pinned_tier") or row.get("routed_tier") is None:
             report.skipped += 1
+            if conversation and row.get("tier"):
+                previous[conversation] = row["tier"]
             continue
         prediction = Prediction(row["task"], dict(row["task_probs"] or {}), float(row["complexity"] or 0.0),
                                 dict(row.get("complexity_dims") or {}), "replay")
         old = row["routed_tier"]
-        new = decide(prediction, draft).tier
+        new = decide(prediction, draft, previous.get(conversation) if conversation else None).tier
+        if conversation and row.get("tier", old) is not None:
+            previous[conversation] = new
         report.replayed += 1
         if new != old:
             report.changed += 1
@@ -65,3 +73,8 @@ def replay(rows: Iterable[Mapping[str, Any]], draft: Policy, current: Policy | N
             elif old == correct and new != correct:
                 report.misroutes_introduced += 1
     return report
+
+
+def _chronological(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    created = row.get("created_at")
+    return (created is None, created or 0, row.get("turn") or 0)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from storage.decision_log import LogStats
+from storage.record import DecisionRecord
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 FAST_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -38,46 +38,48 @@ class Metrics:
         self.errors = Counter("router_errors_total", "Failed attempts and failed requests by cause.", ["cause"],
                               registry=r)
         self.log_queue = Gauge("router_decision_log_queue", "Decisions waiting to be written.", registry=r)
+        self.dead_letters = Gauge("router_decision_log_dead_letters", "Decision rows the database refused, kept "
+                                  "in the dead_letters table since this process started.", registry=r)
         self.log_write = Histogram("router_decision_log_write_seconds", "Duration of one group commit.",
                                    buckets=(*FAST_BUCKETS, 0.25, 0.5, 1, 5), registry=r)
 
-    def observe(self, row: Mapping[str, Any]) -> None:
-        """Account for one decision row (routed or refused)."""
-        tier = row.get("tier") or row.get("routed_tier") or "none"
-        self.requests.labels(row.get("policy_name") or "none", tier, row.get("task") or "none",
-                             row.get("status", "error")).inc()
-        if row.get("route_ms") is not None:
-            self.decision.observe(row["route_ms"] / 1000)
-        if row.get("classify_ms") is not None:
-            self.classify.labels(row.get("classifier_backend") or "none").observe(row["classify_ms"] / 1000)
-        if row.get("ttft_ms") is not None:
-            self.ttft.labels(tier).observe(row["ttft_ms"] / 1000)
-        if row.get("total_ms") is not None:
-            self.total.labels(tier).observe(row["total_ms"] / 1000)
-        if row.get("prompt_tokens") is not None and row.get("tier"):
-            self.tokens.labels(tier, "prompt").inc(row["prompt_tokens"])
-            self.tokens.labels(tier, "completion").inc(row.get("completion_tokens") or 0)
-        if row.get("cost_usd") is not None:
-            self.cost.labels(tier).inc(row["cost_usd"])
-            self.baseline_cost.labels(row.get("policy_name") or "none").inc(row.get("baseline_cost_usd") or 0)
-        if row.get("fallback"):
-            self.fallbacks.labels(row.get("routed_tier") or "none", tier).inc()
-        for attempt in row.get("attempts") or ():
+    def observe(self, record: DecisionRecord) -> None:
+        """Account for one decision (routed or refused)."""
+        tier = record.tier or record.routed_tier or "none"
+        self.requests.labels(record.policy_name or "none", tier, record.task or "none", record.status).inc()
+        if record.route_ms is not None:
+            self.decision.observe(record.route_ms / 1000)
+        if record.classify_ms is not None:
+            self.classify.labels(record.classifier_backend or "none").observe(record.classify_ms / 1000)
+        if record.ttft_ms is not None:
+            self.ttft.labels(tier).observe(record.ttft_ms / 1000)
+        if record.total_ms is not None:
+            self.total.labels(tier).observe(record.total_ms / 1000)
+        if record.prompt_tokens is not None and record.tier:
+            self.tokens.labels(tier, "prompt").inc(record.prompt_tokens)
+            self.tokens.labels(tier, "completion").inc(record.completion_tokens or 0)
+        if record.cost_usd is not None:
+            self.cost.labels(tier).inc(record.cost_usd)
+            self.baseline_cost.labels(record.policy_name or "none").inc(record.baseline_cost_usd or 0)
+        if record.fallback:
+            self.fallbacks.labels(record.routed_tier or "none", tier).inc()
+        for attempt in record.attempts or ():
             if attempt.get("outcome") not in (None, "ok"):
                 self.errors.labels(f"tier_{attempt['outcome']}").inc()
-        if row.get("status") == "error":
-            self.errors.labels(_request_cause(row)).inc()
+        if record.status == "error":
+            self.errors.labels(_request_cause(record)).inc()
 
     def observe_log_write(self, seconds: float) -> None:
         self.log_write.observe(seconds)
 
-    def render(self, queue_depth: int) -> bytes:
-        self.log_queue.set(queue_depth)
+    def render(self, log: LogStats) -> bytes:
+        self.log_queue.set(log.queued)
+        self.dead_letters.set(log.dead_letters)
         return generate_latest(self.registry)
 
 
-def _request_cause(row: Mapping[str, Any]) -> str:
-    status = row.get("http_status") or 0
+def _request_cause(record: DecisionRecord) -> str:
+    status = record.http_status or 0
     if status == 499:
         return "client_disconnected"
     if status >= 500:

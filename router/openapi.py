@@ -7,6 +7,7 @@ from typing import Any
 
 from router import __version__
 from router.chat_request import ROLES
+from router.sampling import PARAMETERS
 
 TEXT_PART = {"type": "object", "required": ["type", "text"],
              "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}
@@ -26,10 +27,7 @@ CHAT_REQUEST = {
         "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Message"},
                      "description": "At least one user message with non-empty content."},
         "stream": {"type": "boolean"},
-        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
-        "temperature": {"type": "number"},
-        "top_p": {"type": "number"},
-        "max_tokens": {"type": "integer", "minimum": 1},
+        **PARAMETERS,
         "router": {"type": "object", "properties": {
             "policy": {"type": "string", "minLength": 1},
             "conversation_id": {"type": "string", "minLength": 1, "maxLength": 64}}},

@@ -192,7 +192,7 @@ def parse_policy_yaml(text: str) -> Policy:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class RouteChoice:
     """Where a turn goes and why."""
 
     tier: str
@@ -206,17 +206,17 @@ CONFIDENCE_FLOOR = "confidence_floor"
 PINNED = "pinned"
 
 
-def decide(prediction: Prediction, policy: Policy, previous_tier: str | None = None) -> Decision:
+def decide(prediction: Prediction, policy: Policy, previous_tier: str | None = None) -> RouteChoice:
     """Pick a tier for one turn: low confidence keeps the conversation where it was,
     otherwise the first matching rule wins, otherwise the default tier."""
     if prediction.confidence < policy.confidence_floor:
         if previous_tier is not None and previous_tier in policy.tiers:
-            return Decision(previous_tier, CONFIDENCE_FLOOR, "below confidence floor; previous turn's tier")
-        return Decision(policy.default_tier, CONFIDENCE_FLOOR, "below confidence floor; default tier")
+            return RouteChoice(previous_tier, CONFIDENCE_FLOOR, "below confidence floor; previous turn's tier")
+        return RouteChoice(policy.default_tier, CONFIDENCE_FLOOR, "below confidence floor; default tier")
     for rule in policy.rules:
         if rule.matches(prediction):
-            return Decision(rule.tier, rule.name, "rule matched")
-    return Decision(policy.default_tier, DEFAULT, "no rule matched")
+            return RouteChoice(rule.tier, rule.name, "rule matched")
+    return RouteChoice(policy.default_tier, DEFAULT, "no rule matched")
 
 
 def diff_policies(old: Policy | dict[str, Any], new: Policy | dict[str, Any], *, old_label: str = "old",

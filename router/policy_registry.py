@@ -26,8 +26,8 @@ class UnknownPolicy(LookupError):
 
 
 class PolicyRegistry:
-    def __init__(self, engine: Engine, default_policy: str) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine, default_policy: str) -> None:
+        self.db = db
         self.default_policy = default_policy
         self._active: dict[str, ActivePolicy] = {}
         self._marker = -1
@@ -46,12 +46,12 @@ class PolicyRegistry:
 
     def refresh(self) -> bool:
         """Reload if any activation happened since the last look. True if it reloaded."""
-        marker = store.activation_marker(self.engine)
+        marker = store.activation_marker(self.db)
         if marker == self._marker:
             return False
         with self._lock:
             active: dict[str, ActivePolicy] = {}
-            for name, stored in store.active_policies(self.engine).items():
+            for name, stored in store.active_policies(self.db).items():
                 try:
                     active[name] = ActivePolicy(parse_policy(stored.document), stored.version)
                 except PolicyError as exc:  # stored before a schema change; keep serving the others

@@ -41,7 +41,8 @@ def rows_to_rules(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         lo, hi = row.get("complexity_min"), row.get("complexity_max")
         if not (_blank(lo) and _blank(hi)):
             try:
-                rule["complexity"] = {"min": 0.0 if _blank(lo) else float(lo), "max": 1.0 if _blank(hi) else float(hi)}
+                rule["complexity"] = {"min": 0.0 if lo is None or _blank(lo) else float(lo),
+                                      "max": 1.0 if hi is None or _blank(hi) else float(hi)}
             except (TypeError, ValueError):
                 raise PolicyError(f"rules row {i + 1}: complexity_min/max must be numbers",
                                   field=f"rules.{i}.complexity") from None

@@ -16,14 +16,17 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine as DBEngine
 
+from router.background import BackgroundServer
 from router.classifier import Classifier, KeywordClassifier
 from router.classifier.artifact import ArtifactError
 from router.classifier.cache import CachedClassifier
+from router.classifier.guarded import GuardedClassifier
 from router.config import Settings, load_seed
 from router.engine import Engine
 from router.metrics import Metrics
 from router.policy_registry import PolicyRegistry
-from router.simulator import BackgroundServer, start_simulator
+from router.recorder import Recorder
+from router.simulator import start_simulator
 from router.tiers import EndpointError, TierClient
 from storage import policies as policy_store
 from storage.db import describe, make_engine, migrate
@@ -74,6 +77,7 @@ class Runtime:
     settings: Settings
     db: DBEngine
     engine: Engine
+    metrics: Metrics | None = None
     simulator: BackgroundServer | None = None
     _tier_checks: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
@@ -87,16 +91,15 @@ class Runtime:
 
     def close(self) -> None:
         """Flush the decision log, stop the simulator, release the database."""
-        self.engine.decision_log.close()
+        self.engine.recorder.decision_log.close()
         if self.simulator is not None:
             self.simulator.stop()
         self.db.dispose()
 
     def health(self) -> dict[str, Any]:
         engine = self.engine
-        stats = engine.decision_log.stats()
-        classifier = {**engine.classifier.info(), "failures": engine.classifier_failures,
-                      "last_error": engine.last_classifier_error}
+        stats = engine.recorder.decision_log.stats()
+        classifier = engine.classifier.info()
         tiers = {}
         default = self.registry.get()
         for name, tier in default.policy.tiers.items():
@@ -105,13 +108,14 @@ class Runtime:
                 tiers[name] = {"model": tier.model, "endpoint": ep.base_url, "simulated": ep.simulated}
             except EndpointError as exc:
                 tiers[name] = {"model": tier.model, "endpoint": None, "simulated": False, "error": str(exc)}
-        degraded = not stats.healthy or engine.classifier_failures > 0
+        degraded = not stats.healthy or engine.classifier.failures > 0
         return {
             "status": "degraded" if degraded else "ok",
             "classifier": classifier,
             "database": {"location": describe(self.db), "healthy": stats.healthy, "queued": stats.queued,
                          "written": stats.written, "last_error": stats.last_error,
-                         "last_batch_ms": round(stats.last_batch_ms, 3)},
+                         "last_batch_ms": round(stats.last_batch_ms, 3), "dead_letters": stats.dead_letters,
+                         "replayed": stats.replayed},
             "policies": {n: self.registry.get(n).version for n in self.registry.names()},
             "default_policy": {"name": default.policy.name, "version": default.version},
             "tiers": tiers,
@@ -145,7 +149,7 @@ class Runtime:
             try:
                 async with httpx.AsyncClient(timeout=timeout_s) as client:
                     r = await client.get(f"{ep.base_url}/models", headers=headers)
-                result = {"reachable": r.status_code < 500, "status": r.status_code,
+                result: dict[str, Any] = {"reachable": r.status_code < 500, "status": r.status_code,
                           "ms": round((time.perf_counter() - start) * 1000, 1)}
             except httpx.HTTPError as exc:
                 result = {"reachable": False, "error": type(exc).__name__}
@@ -179,11 +183,12 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
     tiers = TierClient(simulator_url=simulator_url, environ=environ)
     metrics = Metrics()
     classifier, classifier_error = make_classifier(settings)
-    engine = Engine(classifier=classifier, registry=registry, tiers=tiers,
-                    decision_log=DecisionLog(db, on_batch=metrics.observe_log_write),
-                    durability_timeout_s=settings.durability_timeout_s, metrics=metrics,
-                    redact_prompts=settings.redact_prompts)
+    decision_log = DecisionLog(db, on_batch=metrics.observe_log_write, spill_path=settings.spill_file,
+                               drain_timeout_s=settings.drain_timeout_s)
+    recorder = Recorder(decision_log, metrics=metrics, durability_timeout_s=settings.durability_timeout_s,
+                        redact_prompts=settings.redact_prompts)
+    guarded = GuardedClassifier(classifier)
     if classifier_error:
-        engine.classifier_failures += 1
-        engine.last_classifier_error = classifier_error
-    return Runtime(settings, db, engine, simulator)
+        guarded.record_failure(classifier_error)
+    engine = Engine(classifier=guarded, registry=registry, tiers=tiers, recorder=recorder)
+    return Runtime(settings, db, engine, metrics, simulator)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 from starlette.applications import Starlette
@@ -25,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from router.chat_request import ROUTER_MODEL, parse_chat_request
+from router.engine import StreamResult
 from router.errors import APIError, invalid
 from router.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from router.openapi import openapi
@@ -73,142 +74,165 @@ async def sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     yield b"data: [DONE]\n\n"
 
 
+class ApiKeys:
+    """With ROUTER_AUTH=keys every /v1 call needs `Authorization: Bearer <key>`; the valid
+    keys' hashes are reloaded from the database with the policies."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.required = runtime.settings.auth == "keys"
+        self.active: frozenset[str] = frozenset()
+
+    def refresh(self) -> None:
+        if self.required:
+            self.active = active_key_hashes(self.runtime.db)
+
+    def check(self, request: Request) -> None:
+        if not self.required:
+            return
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            raise APIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                           code="invalid_api_key")
+        if hash_key(key) not in self.active:
+            raise APIError(401, f"Incorrect API key provided: {key[:6]}…", code="invalid_api_key")
+
+
+class State(TypedDict):
+    runtime: Runtime
+    keys: ApiKeys
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.state.runtime
+    return runtime
+
+
+async def _read_checked(request: Request) -> Any:
+    """The body of an authenticated /v1 call."""
+    request.state.keys.check(request)
+    return await read_json(request, _runtime(request).settings.max_body_bytes)
+
+
+async def chat_completions(request: Request) -> Response:
+    engine = _runtime(request).engine
+    try:
+        body = await _read_checked(request)
+    except APIError as err:
+        await engine.refuse(err, source="api")
+        return error_response(err)
+    try:
+        result = await engine.chat(body, source="api", request_id=request.headers.get("x-request-id") or None)
+    except APIError as err:  # the engine has recorded it
+        return error_response(err)
+    if isinstance(result, StreamResult):
+        return StreamingResponse(sse(result.chunks), media_type="text/event-stream",
+                                 headers={**result.headers, "cache-control": "no-cache"})
+    return json_response(result.body, headers=result.plan.headers)
+
+
+async def route(request: Request) -> Response:
+    try:
+        req = parse_chat_request(await _read_checked(request), source="api")
+        return json_response(await _runtime(request).engine.route(req))
+    except APIError as err:
+        return error_response(err)
+
+
+async def models(request: Request) -> Response:
+    try:
+        request.state.keys.check(request)
+    except APIError as err:
+        return error_response(err)
+    active = _runtime(request).registry.get()
+    created = int(time.time())
+    data = [{"id": ROUTER_MODEL, "object": "model", "created": created, "owned_by": "router",
+             "policy": active.policy.name, "policy_version": active.version}]
+    for name, tier in active.policy.tiers.items():
+        data.append({"id": name, "object": "model", "created": created, "owned_by": "router",
+                     "model": tier.model, "price_in": tier.price_in, "price_out": tier.price_out})
+    return json_response({"object": "list", "data": data})
+
+
+async def health(request: Request) -> Response:
+    runtime = _runtime(request)
+    with_tiers = request.query_params.get("tiers", "1") != "0"
+    report = await runtime.health_with_tiers() if with_tiers else runtime.health()
+    return json_response(report, 200 if report["status"] == "ok" else 503)
+
+
+async def metrics(request: Request) -> Response:
+    runtime = _runtime(request)
+    if runtime.metrics is None:
+        return error_response(APIError(404, "metrics are not enabled", code="not_found"))
+    body = runtime.metrics.render(runtime.engine.decision_log.stats())
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+
+async def openapi_doc(_: Request) -> Response:
+    return json_response(openapi())
+
+
+async def http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return error_response(APIError(exc.status_code, str(exc.detail), code=kind))
+
+
+async def disconnect(_: Request, __: Exception) -> Response:
+    return error_response(APIError(499, "client closed the request", code="client_disconnected"))
+
+
+async def server_error(_: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(APIError(500, "internal error in the router; see the server log",
+                                   type="server_error", code="internal_error"))
+
+
+async def refresh_forever(runtime: Runtime, keys: ApiKeys) -> None:
+    """Pick up newly activated policies and API key changes within policy_refresh_s."""
+    while True:
+        await asyncio.sleep(runtime.settings.policy_refresh_s)
+        try:
+            await asyncio.to_thread(runtime.registry.refresh)
+            await asyncio.to_thread(keys.refresh)
+        except Exception as exc:  # the database may be briefly down; keep the last policies and keys
+            log.warning("policy/key refresh failed: %s", exc)
+
+
+ROUTES = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/route", route, methods=["POST"]),
+    Route("/v1/models", models, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi_doc, methods=["GET"]),
+]
+
+
 def create_app(runtime: Runtime | None = None, *, runtime_factory: Callable[[], Runtime] = build_runtime
                ) -> Starlette:
     """The API app. Pass a runtime to share one (tests, the console); otherwise one is
     built from the environment at startup and closed at shutdown."""
-    holder: dict[str, Runtime] = {}
-
-    keys: dict[str, frozenset[str]] = {"active": frozenset()}
-
-    def rt() -> Runtime:
-        return holder["runtime"]
-
-    def check_key(request: Request) -> None:
-        """With ROUTER_AUTH=keys every /v1 call needs `Authorization: Bearer <key>`."""
-        if rt().settings.auth != "keys":
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise APIError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-                           code="invalid_api_key")
-        if hash_key(key.strip()) not in keys["active"]:
-            raise APIError(401, f"Incorrect API key provided: {key.strip()[:6]}…", code="invalid_api_key")
-
-    def refresh_keys() -> None:
-        if rt().settings.auth == "keys":
-            keys["active"] = active_key_hashes(rt().db)
-
-    async def chat_completions(request: Request) -> Response:
-        r = rt()
-        body: Any = None
-        try:
-            check_key(request)
-            body = await read_json(request, r.settings.max_body_bytes)
-            req = parse_chat_request(body, source="api")
-            req.request_id = request.headers.get("x-request-id") or None
-            if req.stream:
-                result = await r.engine.stream(req)
-                return StreamingResponse(sse(result.chunks), media_type="text/event-stream",
-                                         headers={**result.headers, "cache-control": "no-cache"})
-            payload, plan = await r.engine.complete(req)
-            return json_response(payload, headers=plan.headers)
-        except APIError as err:
-            if "x-router-decision-id" not in err.headers:  # refused before routing: log it here
-                fields = body if isinstance(body, dict) else {}
-                policy = (fields.get("router") or {}).get("policy") if isinstance(fields.get("router"), dict) else None
-                err.headers["x-router-decision-id"] = await r.engine.log_rejected(
-                    err, source="api", stream=fields.get("stream") is True,
-                    policy=policy if isinstance(policy, str) else None)
-            return error_response(err)
-
-    async def route(request: Request) -> Response:
-        try:
-            check_key(request)
-            body = await read_json(request, rt().settings.max_body_bytes)
-            req = parse_chat_request(body, source="api")
-            return json_response(await rt().engine.route(req))
-        except APIError as err:
-            return error_response(err)
-
-    async def models(request: Request) -> Response:
-        try:
-            check_key(request)
-        except APIError as err:
-            return error_response(err)
-        active = rt().registry.get()
-        created = int(time.time())
-        data = [{"id": ROUTER_MODEL, "object": "model", "created": created, "owned_by": "router",
-                 "policy": active.policy.name, "policy_version": active.version}]
-        for name, tier in active.policy.tiers.items():
-            data.append({"id": name, "object": "model", "created": created, "owned_by": "router",
-                         "model": tier.model, "price_in": tier.price_in, "price_out": tier.price_out})
-        return json_response({"object": "list", "data": data})
-
-    async def health(request: Request) -> Response:
-        with_tiers = request.query_params.get("tiers", "1") != "0"
-        report = await rt().health_with_tiers() if with_tiers else rt().health()
-        return json_response(report, 200 if report["status"] == "ok" else 503)
-
-    async def metrics(_: Request) -> Response:
-        engine = rt().engine
-        if engine.metrics is None:
-            return error_response(APIError(404, "metrics are not enabled", code="not_found"))
-        body = engine.metrics.render(engine.decision_log.stats().queued)
-        return Response(body, media_type=METRICS_CONTENT_TYPE)
-
-    async def openapi_doc(_: Request) -> Response:
-        return json_response(openapi())
-
-    async def http_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return error_response(APIError(exc.status_code, str(exc.detail), code=kind))
-
-    async def disconnect(_: Request, __: Exception) -> Response:
-        return error_response(APIError(499, "client closed the request", code="client_disconnected"))
-
-    async def server_error(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(APIError(500, "internal error in the router; see the server log",
-                                       type="server_error", code="internal_error"))
-
-    async def refresh_policies(interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(rt().registry.refresh)
-                await asyncio.to_thread(refresh_keys)
-            except Exception as exc:  # the database may be briefly down; keep the last policies and keys
-                log.warning("policy/key refresh failed: %s", exc)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        owned = runtime is None
-        holder["runtime"] = runtime if runtime is not None else await asyncio.to_thread(runtime_factory)
-        await asyncio.to_thread(refresh_keys)
-        if rt().settings.auth == "off":
+    async def lifespan(_: Starlette) -> AsyncIterator[State]:
+        rt = runtime if runtime is not None else await asyncio.to_thread(runtime_factory)
+        keys = ApiKeys(rt)
+        await asyncio.to_thread(keys.refresh)
+        if not keys.required:
             log.warning("API keys are off (the local-dev default); set ROUTER_AUTH=keys to require them")
-        task = asyncio.create_task(refresh_policies(rt().settings.policy_refresh_s))
+        task = asyncio.create_task(refresh_forever(rt, keys))
         try:
-            yield
+            yield {"runtime": rt, "keys": keys}
         finally:
             task.cancel()
-            if owned:
-                await rt().aclose()
+            if runtime is None:
+                await rt.aclose()
 
-    if runtime is not None:
-        holder["runtime"] = runtime
     return Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/route", route, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Route("/health", health, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/openapi.json", openapi_doc, methods=["GET"]),
-        ],
+        routes=ROUTES,
         exception_handlers={HTTPException: http_error, ClientDisconnect: disconnect, Exception: server_error},
         lifespan=lifespan,
     )

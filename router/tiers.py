@@ -2,6 +2,11 @@
 with per-tier timeouts, bounded retries on connect errors and 429/5xx, and fallback
 along the policy's order. A stream falls back only until its first chunk arrives;
 after that the client has seen tokens and a failure is reported, not hidden.
+
+A tier's 4xx that says the request itself is wrong (400, 413, 422, ...) is the client's
+error: it is neither retried nor sent to another tier, and the client gets the tier's
+status and message. 408 and 429 are retried; 401, 403 and 404 say the tier is misconfigured
+(key, URL, model name), so the next tier is tried.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import orjson
 
 from router.policy import Policy, Tier
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# 4xx that point at the tier's configuration rather than at the request: fall back.
+TIER_CONFIG_STATUSES = frozenset({401, 403, 404})
 NVIDIA_HOSTED = "integrate.api.nvidia.com"
 
 
@@ -68,11 +75,30 @@ class Attempt:
 
 
 class TierFailure(Exception):
-    def __init__(self, outcome: str, message: str, status: int | None = None, retryable: bool = False) -> None:
+    def __init__(self, outcome: str, message: str, status: int | None = None, retryable: bool = False,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.status = status
         self.retryable = retryable
+        self.detail = detail  # the tier's own error message, where it sent one
+
+    @property
+    def client_error(self) -> bool:
+        """The tier refused the request itself: another tier would refuse it too."""
+        return (self.status is not None and 400 <= self.status < 500 and self.status not in RETRY_STATUSES
+                and self.status not in TIER_CONFIG_STATUSES)
+
+
+class TierRejected(Exception):
+    """A tier refused the request as invalid (a 4xx that is the client's error)."""
+
+    def __init__(self, tier: str, failure: TierFailure, attempts: list[Attempt]) -> None:
+        self.tier = tier
+        self.failure = failure
+        self.attempts = attempts
+        self.status = failure.status or 400
+        super().__init__(f"tier {tier!r} refused the request: {failure.detail or failure}")
 
 
 class AllTiersFailed(Exception):
@@ -158,22 +184,39 @@ def _parse_chunk(data: str, secret: str | None = None) -> dict[str, Any]:
 
 
 def _status_failure(response: httpx.Response, body: bytes, secret: str | None) -> TierFailure:
-    detail = _scrub(body.decode("utf-8", "replace"), secret)[:200]
-    return TierFailure("status", f"HTTP {response.status_code}: {detail}", response.status_code,
-                       retryable=response.status_code in RETRY_STATUSES)
+    text = _scrub(body.decode("utf-8", "replace"), secret)
+    return TierFailure("status", f"HTTP {response.status_code}: {text[:200]}", response.status_code,
+                       retryable=response.status_code in RETRY_STATUSES, detail=_error_message(text)[:1000])
+
+
+def _error_message(text: str) -> str:
+    """The message of an OpenAI-style error body, else the body itself."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text.strip()
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(message, str) and isinstance(body, dict):
+        message = body.get("detail")  # Starlette/FastAPI servers
+    return message if isinstance(message, str) else text.strip()
 
 
 class TierClient:
     def __init__(self, *, simulator_url: str | None = None, environ: Mapping[str, str] | None = None,
-                 max_connections: int = 512, pools: int = 8, retry_backoff_s: float = 0.05) -> None:
+                 max_connections: int = 512, pools: int = 8, retry_backoff_s: float = 0.05,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """`transport` replaces the network (httpx.MockTransport in unit tests): one pool uses it."""
         self.simulator_url = simulator_url
         self.environ = environ if environ is not None else os.environ
         self.retry_backoff_s = retry_backoff_s
         # httpcore scans every pooled connection on each request, so one big pool costs O(concurrency)
         # per request; several small pools, used in turn, keep that scan short.
+        pools = 1 if transport is not None else pools
         per_pool = max(1, max_connections // pools)
         limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        self._pools = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0)) for _ in range(pools)]
+        self._pools = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0), transport=transport)
+                       for _ in range(pools)]
         self._next_pool = itertools.cycle(self._pools)
 
     @property
@@ -218,6 +261,8 @@ class TierClient:
                     answer = await send(ep)
                 except TierFailure as exc:
                     attempts.append(Attempt(name, try_no, exc.outcome, _ms(start), exc.status, str(exc)))
+                    if exc.client_error:
+                        raise TierRejected(name, exc, attempts) from None
                     if exc.retryable and try_no <= ep.max_retries:
                         await asyncio.sleep(self.retry_backoff_s * 2 ** (try_no - 1))
                         continue

@@ -8,7 +8,7 @@ import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.models import ApiKey
 
@@ -24,26 +24,26 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(engine: Engine, name: str) -> tuple[str, ApiKey]:
+def create_key(db: Engine, name: str) -> tuple[str, ApiKey]:
     if not name.strip():
         raise ApiKeyError("a key needs a name that says who uses it")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(name=name.strip(), prefix=key[:10], key_hash=hash_key(key))
-    with Session(engine) as session:
+    with Session(db) as session:
         session.add(row)
         session.commit()
         session.refresh(row)
     return key, row
 
 
-def list_keys(engine: Engine) -> list[ApiKey]:
-    with Session(engine) as session:
-        return list(session.execute(select(ApiKey).order_by(ApiKey.id)).scalars())
+def list_keys(db: Engine) -> list[ApiKey]:
+    with Session(db) as session:
+        return list(session.execute(select(ApiKey).order_by(col(ApiKey.id))).scalars())
 
 
-def revoke_key(engine: Engine, prefix: str) -> ApiKey:
-    with Session(engine) as session:
-        rows = list(session.execute(select(ApiKey).where(ApiKey.prefix == prefix)).scalars())
+def revoke_key(db: Engine, prefix: str) -> ApiKey:
+    with Session(db) as session:
+        rows: list[ApiKey] = list(session.execute(select(ApiKey).where(col(ApiKey.prefix) == prefix)).scalars())
         if not rows:
             raise ApiKeyError(f"no key with prefix {prefix!r}")
         row = rows[0]
@@ -55,6 +55,7 @@ def revoke_key(engine: Engine, prefix: str) -> ApiKey:
         return row
 
 
-def active_key_hashes(engine: Engine) -> frozenset[str]:
-    with Session(engine) as session:
-        return frozenset(session.execute(select(ApiKey.key_hash).where(ApiKey.revoked_at.is_(None))).scalars())
+def active_key_hashes(db: Engine) -> frozenset[str]:
+    with Session(db) as session:
+        query = select(col(ApiKey.key_hash)).where(col(ApiKey.revoked_at).is_(None))
+        return frozenset(session.execute(query).scalars())

@@ -1,9 +1,10 @@
-"""Database engine from DATABASE_URL, and schema migrations with alembic."""
+"""The database (a SQLAlchemy engine, called `db` throughout) from DATABASE_URL, and schema migrations with alembic."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -22,15 +23,15 @@ def make_engine(url: str | None = None) -> Engine:
     url = url or database_url()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        db = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(db, "connect", _sqlite_pragmas)
+        return db
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     raise ValueError(f"DATABASE_URL: unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql")
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the console read while the writer commits; NORMAL sync survives a process
     # crash (kill -9), which is the durability the decision log promises.
     cursor = dbapi_connection.cursor()
@@ -40,18 +41,18 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def describe(engine: Engine) -> str:
+def describe(db: Engine) -> str:
     """Where the data lives, without credentials: a SQLite path or a Postgres host/db."""
-    url = engine.url
+    url = db.url
     if url.get_backend_name() == "sqlite":
         return f"SQLite {Path(url.database or ':memory:').resolve()}"
     return f"Postgres {url.host}:{url.port or 5432}/{url.database}"
 
 
-def migrate(engine: Engine) -> None:
+def migrate(db: Engine) -> None:
     """Bring the schema to the newest revision."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with db.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")

@@ -2,35 +2,56 @@
 
 Callers get a Future that resolves once their row is committed, so a response can
 be held back until its decision is durable, while many requests share one commit.
-If the database is unreachable, rows wait in a bounded buffer and are written when
-it returns; only a full buffer refuses a row, and says so.
+
+- Text a database cannot hold is made storable on the way in (storage/storable.py).
+- If the database is unreachable, rows wait in a bounded buffer and are written when it
+  returns; only a full buffer refuses a row, and says so.
+- A row the database refuses (a data error, not an outage) is isolated: the rest of its
+  group is written, the refused row goes to the `dead_letters` table with its error (or,
+  if even that fails, to a JSON-lines file beside the spill file), and the log moves on.
+- At shutdown the buffer is drained for at most `drain_timeout_s`; rows the database has
+  not taken by then are spilled to a local JSON-lines file, which the next start replays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import exc as sa_exc
 
-from storage.models import Decision
+from storage.models import DEAD_LETTERS, DECISIONS
+from storage.record import DecisionRecord
+from storage.storable import storable, storable_text
 
 log = logging.getLogger(__name__)
 
-DECISIONS = Decision.__table__  # type: ignore[attr-defined]
-DECISION_COLUMNS = frozenset(c.name for c in DECISIONS.columns)
+DEFAULT_SPILL_FILE = Path("decision-log-spill.jsonl")
+# Errors that say the database is unreachable or busy, not that a row is bad: keep the rows and retry.
+OUTAGE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError,
+                 ConnectionError)
+
+Row = dict[str, Any]
+Item = tuple[Row, Future[None]]
 
 
 class LogBufferFull(RuntimeError):
     pass
+
+
+class RowSpilled(RuntimeError):
+    """The row was not written before shutdown; it is in the spill file for the next start."""
 
 
 @dataclass
@@ -43,57 +64,90 @@ class LogStats:
     last_error: str | None
     last_batch_ms: float
     max_batch_ms: float
+    dead_letters: int = 0  # rows the database refused, kept aside
+    replayed: int = 0  # rows written from the last shutdown's spill file
+    spilled: int = 0  # rows spilled at this shutdown
 
 
 class DecisionLog:
-    def __init__(self, engine: Engine, *, max_batch: int = 512, max_buffer: int = 50_000,
-                 retry_s: float = 0.5, on_batch: Callable[[float], None] | None = None) -> None:
-        self.engine = engine
+    def __init__(self, db: Engine, *, max_batch: int = 512, max_buffer: int = 50_000,
+                 retry_s: float = 0.5, on_batch: Callable[[float], None] | None = None,
+                 spill_path: Path | None = None, drain_timeout_s: float = 3.0) -> None:
+        self.db = db
         self.on_batch = on_batch  # called with each successful group commit's duration in seconds
         self.max_batch = max_batch
         self.max_buffer = max_buffer
         self.retry_s = retry_s
-        self._queue: queue.Queue[tuple[dict[str, Any], Future[None]] | None] = queue.Queue(maxsize=max_buffer)
+        self.spill_path = spill_path or default_spill_path(db)
+        self.drain_timeout_s = drain_timeout_s
+        self._queue: queue.Queue[Item | None] = queue.Queue(maxsize=max_buffer)
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._closing = threading.Event()
+        self._deadline = float("inf")
+        self._current: list[Item] = []  # the group being written
         self._written = 0
-        self._in_flight = 0  # rows taken off the queue and not yet committed
         self._batches = 0
         self._failures = 0
+        self._dead_letters = 0
+        self._replayed = 0
+        self._spilled = 0
         self._healthy = True
         self._last_error: str | None = None
         self._last_batch_ms = 0.0
         self._max_batch_ms = 0.0
         self._thread.start()
 
-    def submit(self, record: Mapping[str, Any]) -> Future[None]:
-        """Queue one decision row; the Future resolves when it is committed."""
-        unknown = set(record) - DECISION_COLUMNS
-        if unknown:
-            raise ValueError(f"unknown decision field(s): {sorted(unknown)}")
+    @property
+    def dead_letter_file(self) -> Path:
+        return self.spill_path.with_name(self.spill_path.stem + "-dead-letters.jsonl")
+
+    @property
+    def _replay_path(self) -> Path:
+        return self.spill_path.with_name(self.spill_path.name + ".replaying")
+
+    def submit(self, record: DecisionRecord) -> Future[None]:
+        """Queue one decision; the Future resolves when it is committed (or set aside as a dead letter)."""
         future: Future[None] = Future()
         try:
-            self._queue.put_nowait((dict(record), future))
+            self._queue.put_nowait((storable(record.to_row()), future))
         except queue.Full:
             future.set_exception(LogBufferFull(f"decision log buffer is full ({self._queue.maxsize} rows)"))
         return future
 
     def stats(self) -> LogStats:
-        return LogStats(self._queue.qsize() + self._in_flight, self._written, self._batches, self._failures,
-                        self._healthy, self._last_error, self._last_batch_ms, self._max_batch_ms)
+        return LogStats(self._queue.qsize() + len(self._current), self._written, self._batches, self._failures,
+                        self._healthy, self._last_error, self._last_batch_ms, self._max_batch_ms,
+                        self._dead_letters, self._replayed, self._spilled)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (waiting up to `timeout`), then stop the thread."""
+    def close(self, timeout: float | None = None) -> int:
+        """Write what is queued, for at most `timeout` seconds (drain_timeout_s by default), then stop.
+        Rows not written by then are spilled to spill_path for the next start; returns how many."""
+        timeout = self.drain_timeout_s if timeout is None else timeout
+        self._deadline = time.monotonic() + timeout
         self._closing.set()
         with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        self._thread.join(timeout)
+            self._queue.put(None, timeout=max(timeout, 0.01))
+        self._thread.join(timeout + 1.0)
+        left = [item for item in self._current if not item[1].done()]
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and not item[1].done():
+                left.append(item)
+        if left:
+            self._spill(left)
+        return len(left)
+
+    # -- the writer thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        self._replay()
         stop = False
         while not stop:
             item = self._queue.get()
-            batch: list[tuple[dict[str, Any], Future[None]]] = []
+            batch: list[Item] = []
             if item is None:
                 stop = True
             else:
@@ -107,49 +161,161 @@ class DecisionLog:
                     stop = True
                     break
                 batch.append(item)
-            if batch:
-                self._write_until_done(batch)
+            if batch and not self._write_until_done(batch):
+                return  # out of time at shutdown: close() spills this group and the rest
 
-    def _write_until_done(self, batch: list[tuple[dict[str, Any], Future[None]]]) -> None:
-        rows = [row for row, _ in batch]
-        self._in_flight = len(rows)
+    def _past_deadline(self) -> bool:
+        return self._closing.is_set() and time.monotonic() >= self._deadline
+
+    def _write_until_done(self, batch: list[Item]) -> bool:
+        """Write the group, retrying through outages; False if shutdown's deadline came first."""
+        self._current = batch
         while True:
+            pending = [item for item in batch if not item[1].done()]
+            if not pending:
+                break
+            if self._past_deadline():
+                return False
             try:
                 start = time.perf_counter()
-                self._write(rows)
+                self._write_isolating(pending)
                 elapsed = (time.perf_counter() - start) * 1000
                 self._last_batch_ms = elapsed
                 self._max_batch_ms = max(self._max_batch_ms, elapsed)
                 if self.on_batch is not None:
                     self.on_batch(elapsed / 1000)
                 break
-            except Exception as exc:  # the database is down or refusing: keep the rows and retry
-                self._failures += 1
-                self._healthy = False
-                self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                log.warning("decision log write failed (%d rows kept, retrying): %s", len(rows), self._last_error)
-                if self._closing.is_set() and self._queue.qsize() == 0 and self._failures > 20:
-                    for _, future in batch:
-                        future.set_exception(RuntimeError(f"decision not written: {self._last_error}"))
-                    self._in_flight = 0
-                    return
-                time.sleep(self.retry_s)
+            except OUTAGE_ERRORS as exc:  # the database is down or busy: keep the rows and retry
+                self._note_failure(exc)
+                log.warning("decision log write failed (%d rows kept, retrying): %s", len(pending), self._last_error)
+                time.sleep(max(0.0, min(self.retry_s, self._deadline - time.monotonic())))
         self._healthy = True
-        self._written += len(rows)
-        self._in_flight = 0
         self._batches += 1
-        for _, future in batch:
-            future.set_result(None)
+        self._current = []
+        return True
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _note_failure(self, exc: BaseException) -> None:
+        self._failures += 1
+        self._healthy = False
+        self._last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+    def _write_isolating(self, items: list[Item]) -> None:
+        """Write the group; if the database refuses it for its data, write row by row and set
+        aside the rows it refuses. Outage errors propagate (the caller retries)."""
         try:
-            with self.engine.begin() as conn:
+            self._write([row for row, _ in items])
+        except OUTAGE_ERRORS:
+            raise
+        except Exception as exc:
+            log.warning("decision log: the database refused a group of %d rows (%s); writing them one by one",
+                        len(items), f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
+        else:
+            self._resolve(items)
+            return
+        for item in items:
+            row, _ = item
+            try:
+                self._write([row])
+            except OUTAGE_ERRORS:
+                raise
+            except Exception as exc:
+                self._dead_letter(row, exc)
+            self._resolve([item])
+
+    def _resolve(self, items: list[Item]) -> None:
+        for _, future in items:
+            if not future.done():
+                self._written += 1
+                future.set_result(None)
+
+    def _write(self, rows: list[Row]) -> None:
+        try:
+            with self.db.begin() as conn:
                 conn.execute(insert(DECISIONS), rows)
-        except IntegrityError:
-            # A retried batch may have been committed before the connection broke: write what is missing.
+        except sa_exc.IntegrityError:
+            # A retried group may have been committed before the connection broke: write what is missing.
             ids = [r["id"] for r in rows]
-            with self.engine.begin() as conn:
+            with self.db.begin() as conn:
                 present = set(conn.execute(select(DECISIONS.c.id).where(DECISIONS.c.id.in_(ids))).scalars())
                 missing = [r for r in rows if r["id"] not in present]
                 if missing:
                     conn.execute(insert(DECISIONS), missing)
+
+    def _dead_letter(self, row: Row, exc: Exception) -> None:
+        error = storable_text(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000])
+        letter = {"decision_id": str(row.get("id"))[:32], "error": error,
+                  "record": json.dumps(row, default=_json_default, ensure_ascii=True)}
+        self._dead_letters += 1
+        log.error("decision %s refused by the database, kept as a dead letter: %s", letter["decision_id"], error)
+        try:
+            with self.db.begin() as conn:
+                conn.execute(insert(DEAD_LETTERS), [letter])
+        except Exception as table_exc:
+            log.error("dead letter could not be stored (%s); appending it to %s", table_exc, self.dead_letter_file)
+            with self.dead_letter_file.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(letter, ensure_ascii=True) + "\n")
+
+    # -- spill at shutdown, replay at start -----------------------------------------------
+
+    def _spill(self, items: list[Item]) -> None:
+        try:
+            with self.spill_path.open("a", encoding="utf-8") as f:
+                for row, _ in items:
+                    f.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            log.error("decision log: %d rows could not be written or spilled to %s: %s", len(items),
+                      self.spill_path, exc)
+            for _, future in items:
+                if not future.done():
+                    future.set_exception(RuntimeError(f"decision not written: {exc}"))
+            return
+        self._spilled += len(items)
+        log.warning("decision log: the database did not take %d rows before shutdown; spilled them to %s, "
+                    "the next start writes them", len(items), self.spill_path.resolve())
+        for _, future in items:
+            if not future.done():
+                future.set_exception(RowSpilled(f"decision spilled to {self.spill_path}"))
+
+    def _replay(self) -> None:
+        """Write the rows the last shutdown spilled (and any an interrupted replay left)."""
+        replay = self._replay_path
+        try:
+            if self.spill_path.exists():
+                with self.spill_path.open(encoding="utf-8") as src, replay.open("a", encoding="utf-8") as dst:
+                    dst.write(src.read())
+                self.spill_path.unlink()
+            if not replay.exists():
+                return
+            rows = [_from_json(line) for line in replay.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, ValueError) as exc:
+            log.error("decision log: cannot read the spill file %s: %s", replay, exc)
+            return
+        log.warning("decision log: writing %d rows spilled at the last shutdown (%s)", len(rows), replay.resolve())
+        for start in range(0, len(rows), self.max_batch):
+            items: list[Item] = [(row, Future()) for row in rows[start:start + self.max_batch]]
+            if not self._write_until_done(items):
+                return  # shut down again before the replay finished: the file stays for the next start
+            self._replayed += len(items)
+        replay.unlink()
+        log.warning("decision log: %d spilled rows written", len(rows))
+
+
+def default_spill_path(db: Engine) -> Path:
+    """Beside a SQLite file; in the working directory for a server database."""
+    if db.url.get_backend_name() == "sqlite" and db.url.database not in (None, "", ":memory:"):
+        return Path(f"{db.url.database}.spill.jsonl")
+    return DEFAULT_SPILL_FILE
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    raise TypeError(f"cannot spill a {type(value).__name__}")
+
+
+def _from_json(line: str) -> Row:
+    row: Row = json.loads(line)
+    created = row.get("created_at")
+    if isinstance(created, dict) and "$datetime" in created:
+        row["created_at"] = datetime.fromisoformat(created["$datetime"])
+    return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -13,7 +13,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Decision(SQLModel, table=True):
+class DecisionRow(SQLModel, table=True):
     """One routed turn (or one refused request), written by the engine."""
 
     __tablename__ = "decisions"
@@ -127,3 +127,22 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+
+
+class DeadLetter(SQLModel, table=True):
+    """A decision row the database refused, kept as ASCII JSON with the error, so one bad
+    row never blocks the log and nothing is silently dropped."""
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    decision_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    error: str
+    record: str  # json.dumps(row, ensure_ascii=True)
+
+
+# The tables as SQLAlchemy Core sees them, for bulk inserts and aggregates.
+DECISIONS: Table = SQLModel.metadata.tables[DecisionRow.__tablename__]
+REVIEWS: Table = SQLModel.metadata.tables[Review.__tablename__]
+DEAD_LETTERS: Table = SQLModel.metadata.tables[DeadLetter.__tablename__]

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from storage.models import Decision
+from storage.models import DecisionRow
 
 
-def list_decisions(engine: Engine, *, limit: int = 100, offset: int = 0, conversation_id: str | None = None,
-                   newest_first: bool = True) -> list[Decision]:
-    query = select(Decision)
+def list_decisions(db: Engine, *, limit: int = 100, offset: int = 0, conversation_id: str | None = None,
+                   newest_first: bool = True) -> list[DecisionRow]:
+    query = select(DecisionRow)
     if conversation_id is not None:
-        query = query.where(Decision.conversation_id == conversation_id)
-    order = (Decision.created_at.desc(), Decision.id) if newest_first else (Decision.created_at, Decision.id)
+        query = query.where(col(DecisionRow.conversation_id) == conversation_id)
+    created = col(DecisionRow.created_at).desc() if newest_first else col(DecisionRow.created_at)
+    order = (created, col(DecisionRow.id))
     query = query.order_by(*order).limit(limit).offset(offset)
-    with Session(engine) as session:
+    with Session(db) as session:
         return list(session.execute(query).scalars().all())
 
 
-def get_decision(engine: Engine, decision_id: str) -> Decision | None:
-    with Session(engine) as session:
-        return session.get(Decision, decision_id)
+def get_decision(db: Engine, decision_id: str) -> DecisionRow | None:
+    with Session(db) as session:
+        return session.get(DecisionRow, decision_id)

@@ -128,7 +128,8 @@ def write_config(tmp_path: Path, *, timeout_s: float = 2.0, max_retries: int = 1
 
 def make_runtime(db_url: str, config: Path, simulator: Simulator, **settings: Any) -> Runtime:
     base = Settings.from_env({"DATABASE_URL": db_url, "ROUTER_CONFIG": str(config),
-                              "ROUTER_POLICY_REFRESH_S": "0.2", "ROUTER_SIMULATOR": "off"})
+                              "ROUTER_POLICY_REFRESH_S": "0.2", "ROUTER_SIMULATOR": "off",
+                              "ROUTER_SPILL_FILE": str(config.parent / "spill.jsonl")})
     fields = {**base.__dict__, **settings}
     return build_runtime(Settings(**fields), environ={}, simulator_url=simulator.base_url)
 

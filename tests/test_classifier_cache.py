@@ -62,7 +62,7 @@ class Broken:
 def test_a_failing_backend_falls_back_to_keyword_and_health_says_so(sqlite_api, caplog) -> None:
     import httpx
 
-    sqlite_api.runtime.engine.classifier = Broken()
+    sqlite_api.runtime.engine.classifier.classifier = Broken()  # the backend behind the guard
     r = httpx.post(f"{sqlite_api.base_url}/chat/completions",
                    json={"messages": [{"role": "user", "content": "Write a Python function"}]})
     assert r.status_code == 200 and r.headers["x-router-task"] == "Code Generation"

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from router.classifier import KeywordClassifier
-from router.classifier.evaluate import (
+from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction
+from router.config import DEFAULT_CONFIG, load_seed
+from training.evaluate import (
     SEED_EXAMPLES,
     Example,
     evaluate,
@@ -25,8 +27,6 @@ from router.classifier.evaluate import (
     target_checks,
     tier_agreement,
 )
-from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction
-from router.config import DEFAULT_CONFIG, load_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = load_seed(DEFAULT_CONFIG).policies["task-complexity"]
@@ -119,12 +119,12 @@ def test_the_command(tmp_path: Path) -> None:
     data.write_text("\n".join(json.dumps(r) for r in [
         {"prompt": "Write a Python function that reverses a list", "task": "Code Generation"},
         {"prompt": "What is the capital of France?", "task": "Open QA"}]))
-    out = subprocess.run([sys.executable, "-m", "router.classifier.evaluate", "--data", str(data), "--json"],
+    out = subprocess.run([sys.executable, "-m", "training.evaluate", "--data", str(data), "--json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["all"]["n"] == 2 and report["all"]["accuracy"] == 1.0 and report["tier_agreement"] == 1.0
-    missing = subprocess.run([sys.executable, "-m", "router.classifier.evaluate", "--data", str(tmp_path / "no")],
+    missing = subprocess.run([sys.executable, "-m", "training.evaluate", "--data", str(tmp_path / "no")],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "error:" in missing.stderr
 

@@ -68,6 +68,8 @@ def open_page(page: Page, title: str) -> None:
 def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> None:
     url, database_url = console_url
     with sync_playwright() as p:
+        assert Path(CHROMIUM).exists(), (f"{CHROMIUM} is missing: `bash scripts/test` installs it, or "
+                                         "apt-get install chromium fonts-ipafont-gothic fonts-noto-color-emoji")
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.goto(url)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from router.classifier.dataset import (
+from router.classifier.text import MODEL_TURN_HEAD_CHARS, MODEL_TURN_TAIL_CHARS, model_text
+from training.dataset import (
     DatasetError,
     fill_template,
     iter_json_array,
@@ -17,7 +18,6 @@ from router.classifier.dataset import (
     sharegpt_label_rows,
     text_sha,
 )
-from router.classifier.text import MODEL_TURN_HEAD_CHARS, MODEL_TURN_TAIL_CHARS, model_text
 
 CONVERSATIONS = [
     {"id": "a1", "conversations": [{"from": "human", "value": "Summarize this: the cat sat."},

@@ -44,11 +44,18 @@ def test_500_retries_once_then_falls_back(api: Api, simulator: Simulator) -> Non
     assert 'router_errors_total{cause="tier_status"} 2.0' in metrics
 
 
-def test_400_is_not_retried_but_falls_back(sqlite_api: Api, simulator: Simulator) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tiers_400_is_the_clients_error_neither_retried_nor_fallen_back(sqlite_api: Api, simulator: Simulator,
+                                                                          stream: bool) -> None:
     simulator.configure(models={M70: {"mode": "error", "error_status": 400}})
-    r, _ = ask(sqlite_api)
-    assert r.status_code == 200 and r.json()["model"] == M49
-    assert simulator.stats() == {M70: 1, M49: 1}
+    r, decision_id = ask(sqlite_api, stream=stream)
+    assert r.status_code == 400, r.text  # not 502 all_tiers_failed, which clients retry
+    error = r.json()["error"]
+    assert "simulated failure with status 400" in error["message"] and error["type"] == "invalid_request_error"
+    assert simulator.stats() == {M70: 1}
+    row = row_for(sqlite_api, decision_id)
+    assert (row["status"], row["http_status"], row["routed_tier"]) == ("error", 400, "llama-3-70b")
+    assert [a["status"] for a in row["attempts"]] == [400]
 
 
 def test_timeout_falls_back(api_factory, sqlite_url: str, simulator: Simulator) -> None:

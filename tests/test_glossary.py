@@ -12,9 +12,9 @@ import pytest
 
 from router.classifier.artifact import GLOSSARY_FILE, ArtifactError
 from router.classifier.glossary import Glossary, GlossaryError, has_japanese
-from router.classifier.glossary_build import build, main, write
 from router.classifier.onnx import OnnxClassifier
 from tests.tiny_artifact import build as build_artifact
+from training.glossary_build import build, main, write
 
 JMDICT_TABLES = """
 CREATE TABLE Entry (idseq INTEGER);

@@ -5,24 +5,15 @@ against the first."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-TRAINING = Path(__file__).resolve().parent.parent / "training"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, TRAINING / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+import training.audit_labels
+import training.label_agreement
+import training.label_turns
 
 LABELS = ("# comment\nid\tturn\tsha1\ttask\tselection\n"
           "a1\t0\t111111111111\tCode Generation\trandom\n"
@@ -39,7 +30,7 @@ def label_files(tmp_path: Path) -> tuple[Path, Path]:
 def test_relabel_changes_drops_and_keeps_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     labels, fixes = label_files(tmp_path)
     fixes.write_text("a1 0 CB\nb2 0 XX\n")
-    assert load("label_turns").relabel(fixes, labels) == 0
+    assert training.label_turns.relabel(fixes, labels) == 0
     assert labels.read_text(encoding="utf-8") == (
         "# comment\nid\tturn\tsha1\ttask\tselection\n"
         "a1\t0\t111111111111\tChatbot\trandom\n"
@@ -51,16 +42,16 @@ def test_relabel_refuses_unknown_turns_and_codes_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     labels, fixes = label_files(tmp_path)
     fixes.write_text("a1 0 CB\nzz 9 OQ\n")
-    assert load("label_turns").relabel(fixes, labels) == 2
+    assert training.label_turns.relabel(fixes, labels) == 2
     assert "not in sharegpt.tsv: zz 9" in capsys.readouterr().err
     fixes.write_text("a1 0 Poetry\n")
-    assert load("label_turns").relabel(fixes, labels) == 2
+    assert training.label_turns.relabel(fixes, labels) == 2
     assert "fixes.txt:1: expected '<id> <turn> <code>'" in capsys.readouterr().err
     assert labels.read_text(encoding="utf-8") == LABELS
 
 
 def test_out_of_fold_audit_flags_the_contradicted_label() -> None:
-    audit = load("audit_labels")
+    audit = training.audit_labels
     rng = np.random.default_rng(0)
     centers = np.eye(3, 8) * 10
     y = np.repeat(np.arange(3), 40)
@@ -77,7 +68,7 @@ def test_out_of_fold_audit_flags_the_contradicted_label() -> None:
 
 
 def test_kappa_discounts_chance_agreement() -> None:
-    kappa = load("label_agreement").kappa
+    kappa = training.label_agreement.kappa
     assert kappa(["a", "b", "a", "b"], ["a", "b", "a", "b"]) == 1.0
     assert kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"]) == 0.0  # half agree, as chance would
     assert kappa(["a", "a", "a", "b"], ["a", "a", "a", "a"]) == 0.0  # 3/4 agree, all by chance
@@ -85,7 +76,7 @@ def test_kappa_discounts_chance_agreement() -> None:
 
 def reread_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A labeled set of three prompts and a draw of two of them for a second reading."""
-    from router.classifier.dataset import text_sha
+    from training.dataset import text_sha
 
     rows = [{"prompt": "Write a Python function that sorts a list", "task": "Code Generation", "source": "sharegpt",
              "id": "a1", "turn": 0},
@@ -101,7 +92,7 @@ def reread_files(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def test_a_second_reading_is_scored_against_the_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    agreement = load("label_agreement")
+    agreement = training.label_agreement
     data, draw, reread = reread_files(tmp_path)
     codes = tmp_path / "codes.txt"
     codes.write_text("0 SU\n1 OQ\n")  # the follow-up read as Summarization this time
@@ -116,7 +107,7 @@ def test_a_second_reading_is_scored_against_the_first(tmp_path: Path, capsys: py
 
 def test_a_second_reading_refuses_bad_codes_and_moved_prompts(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    agreement = load("label_agreement")
+    agreement = training.label_agreement
     data, draw, reread = reread_files(tmp_path)
     codes = tmp_path / "codes.txt"
     codes.write_text("0 SU\n1 Poetry\n")
@@ -139,7 +130,7 @@ def test_a_second_reading_refuses_bad_codes_and_moved_prompts(tmp_path: Path,
 
 
 def test_a_reading_file_is_read_line_by_line_with_named_errors(tmp_path: Path) -> None:
-    read_codes = load("label_turns").read_codes
+    read_codes = training.label_turns.read_codes
     codes = tmp_path / "codes.txt"
     codes.write_text("0 CG\n\n1 XX\n")
     assert read_codes(codes, skip=True) == {"0": "CG", "1": "XX"}
@@ -162,7 +153,7 @@ def test_ranking_puts_the_turns_likeliest_to_be_the_task_first(tmp_path: Path) -
              ("c2", 0, "extract the list", "", []),
              ("c3", 2, "please", "here they are", follow_up),
              ("c4", 0, "write a python function", "", [])]
-    order = [cid for cid, *_ in load("label_turns").ranked(turns, "Extraction", OnnxClassifier(model))]
+    order = [cid for cid, *_ in training.label_turns.ranked(turns, "Extraction", OnnxClassifier(model))]
     # the bare extraction request first, the follow-up whose context asks for extraction next
     assert order[:2] == ["c2", "c3"]
     assert set(order) == {"c1", "c2", "c3", "c4"}
@@ -177,13 +168,13 @@ def test_applied_labels_record_how_their_turns_were_drawn(tmp_path: Path, drawn:
     candidates.write_text(json.dumps({**drawn, "candidates": [["c3", 1, "extract the dates", ""],
                                                               ["c4", 0, "hm", ""]]}))
     codes.write_text("0 EX\n1 XX\n")
-    assert load("label_turns").apply(codes, labels, candidates) == 0
+    assert training.label_turns.apply(codes, labels, candidates) == 0
     added = labels.read_text().splitlines()[len(LABELS.splitlines()):]
-    assert added == [f"c3\t1\t{load('label_turns').text_sha('extract the dates')}\tExtraction\t{selection}"]
+    assert added == [f"c3\t1\t{training.label_turns.text_sha('extract the dates')}\tExtraction\t{selection}"]
 
 
 def test_a_bad_ranking_model_or_count_is_a_named_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    label_turns = load("label_turns")
+    label_turns = training.label_turns
     # the model loads before the long read of the conversations, so this needs no data package
     assert label_turns.sample("extraction", 3, 1, "Extraction", tmp_path / "none") == 2
     assert "error: --model:" in capsys.readouterr().err

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from router.classifier.evaluate import Example
-from router.classifier.model_card import HAND_WRITTEN, model_card
+from training.evaluate import Example
+from training.model_card import HAND_WRITTEN, model_card
 
 ROWS = [{"prompt": "sort a list in Python", "task": "Code Generation", "source": "human-eval", "license": "MIT"},
         {"prompt": "what is DNS?", "task": "Open QA", "source": "sharegpt", "license": "Apache-2.0",

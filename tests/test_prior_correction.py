@@ -3,33 +3,19 @@ bad prediction files are named errors, and recipe_sweep writes the rows it reads
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from router.classifier.evaluate import Example
 from router.classifier.prediction import TASK_LABELS, Prediction
+from training import prior_correction as prior
+from training import recipe_sweep
+from training.evaluate import Example
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "training" / "prior_correction.py"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "training" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-prior = load("prior_correction")
-recipe_sweep = load("recipe_sweep")
+SCRIPT = [sys.executable, "-m", "training.prior_correction"]
 
 
 def probabilities(**given: float) -> dict[str, float]:
@@ -68,7 +54,7 @@ def test_recipe_sweep_writes_rows_that_prior_correction_reads(tmp_path: Path) ->
     rows = prior.load_predictions(path)
     assert [r.task for r in rows] == ["Open QA", "Extraction"]
     assert rows[1].probabilities["Extraction"] == pytest.approx(0.3)
-    result = subprocess.run([sys.executable, str(SCRIPT), str(path), "--max-tau", "0.5"],
+    result = subprocess.run([*SCRIPT, str(path), "--max-tau", "0.5"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "2 validation predictions in 1 file(s)" in result.stdout
@@ -85,7 +71,7 @@ def test_bad_prediction_files_are_named(tmp_path: Path, content: str | None, nam
     path = tmp_path / "preds.jsonl"
     if content is not None:
         path.write_text(content)
-    result = subprocess.run([sys.executable, str(SCRIPT), str(path)], capture_output=True, text=True)
+    result = subprocess.run([*SCRIPT, str(path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert named in result.stderr and str(path) in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from router.classifier.evaluate import Example, split
-from router.classifier.provenance import HELD_OUT_KEY, KEY, fingerprint, mismatch, record
+from training.evaluate import Example, split
+from training.provenance import HELD_OUT_KEY, KEY, fingerprint, mismatch, record
 
 EXAMPLES = [Example(f"prompt {i}", task, "") for i, task in
             enumerate(["Open QA", "Rewrite", "Code Generation", "Chatbot"] * 10)]

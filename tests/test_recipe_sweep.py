@@ -3,31 +3,18 @@ hold a held-out prompt, and the summary ranks recipes by their mean validation m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from router.classifier.evaluate import Example, split
 from router.classifier.prediction import TASK_LABELS
+from training import recipe_sweep as sweep
+from training.evaluate import Example, split
 
-SCRIPT = Path(__file__).resolve().parent.parent / "training" / "recipe_sweep.py"
-
-
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("recipe_sweep", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["recipe_sweep"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = load()
+SCRIPT = [sys.executable, "-m", "training.recipe_sweep"]
 
 
 def test_recipe_options_take_trains_types_and_defaults() -> None:
@@ -54,7 +41,7 @@ def test_bad_recipes_are_named(text: str, named: str) -> None:
 def test_a_bad_recipe_stops_the_sweep_before_any_training(tmp_path: Path) -> None:
     data = tmp_path / "labeled.jsonl"
     data.write_text(json.dumps({"prompt": "hi", "task": "Chatbot"}) + "\n")
-    result = subprocess.run([sys.executable, str(SCRIPT), "--data", str(data), "--encoder", str(tmp_path),
+    result = subprocess.run([*SCRIPT, "--data", str(data), "--encoder", str(tmp_path),
                              "--recipe", "base:", "--recipe", "odd:epochs=ten"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "error: recipe 'odd': epochs must be a number, not 'ten'" in result.stderr
@@ -65,7 +52,7 @@ def test_a_bad_recipe_stops_the_sweep_before_any_training(tmp_path: Path) -> Non
 def test_a_predictions_folder_that_cannot_be_made_is_named_before_any_training(tmp_path: Path) -> None:
     data = tmp_path / "labeled.jsonl"
     data.write_text(json.dumps({"prompt": "hi", "task": "Chatbot"}) + "\n")
-    result = subprocess.run([sys.executable, str(SCRIPT), "--data", str(data), "--encoder", str(tmp_path),
+    result = subprocess.run([*SCRIPT, "--data", str(data), "--encoder", str(tmp_path),
                              "--recipe", "base:", "--predictions", str(data / "preds")],
                             capture_output=True, text=True)
     assert result.returncode == 2

@@ -11,10 +11,10 @@ import pytest
 
 from router.classifier import COMPLEXITY_WEIGHTS, TASK_LABELS
 from router.classifier.artifact import GLOSSARY_FILE
-from router.classifier.evaluate import format_seed_routing, seed_routing
 from router.classifier.onnx import OnnxClassifier
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, Settings, load_seed
 from router.runtime import make_classifier
+from training.evaluate import format_seed_routing, seed_routing
 
 SHIPPED = DEFAULT_MODEL.parent / "prompt-classifier-preview"
 

@@ -20,6 +20,7 @@ from storage.db import describe, make_engine, migrate
 from storage.decision_log import DecisionLog, LogBufferFull
 from storage.policies import PolicyNotFound
 from storage.queries import get_decision, list_decisions
+from storage.record import DecisionRecord
 
 SEED = load_seed(DEFAULT_CONFIG)
 DOC = SEED.policies["task-complexity"].to_document()
@@ -37,12 +38,17 @@ def row(**fields) -> dict:
     return {"id": uuid.uuid4().hex, "request_id": "r", "source": "api", "status": "ok", **fields}
 
 
+def record(**fields) -> DecisionRecord:
+    return DecisionRecord.from_mapping(row(**fields))
+
+
 def test_migrations_create_every_table_and_are_idempotent(db) -> None:
     migrate(db)  # a second run is a no-op
     tables = set(inspect(db).get_table_names())
-    assert {"decisions", "reviews", "policy_versions", "policy_activations", "api_keys", "alembic_version"} <= tables
+    assert {"decisions", "reviews", "policy_versions", "policy_activations", "api_keys", "dead_letters",
+            "alembic_version"} <= tables
     with db.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
 
 
 def test_versions_are_immutable_and_numbered(db) -> None:
@@ -95,7 +101,7 @@ def test_seed_only_adds_unknown_names(db) -> None:
 def test_decision_log_group_commits_and_resolves_futures(db) -> None:
     log = DecisionLog(db)
     try:
-        futures = [log.submit(row(task_probs={"Open QA": 1.0}, attempts=[{"tier": "a"}])) for _ in range(300)]
+        futures = [log.submit(record(task_probs={"Open QA": 1.0}, attempts=[{"tier": "a"}])) for _ in range(300)]
         wait(futures, timeout=20)
         assert all(f.done() and f.exception() is None for f in futures)
         stats = log.stats()
@@ -105,12 +111,12 @@ def test_decision_log_group_commits_and_resolves_futures(db) -> None:
     finally:
         log.close()
     with pytest.raises(ValueError, match="unknown decision field"):
-        DecisionLog(db).submit(row(colour="red"))
+        record(colour="red")
 
 
 def test_decision_log_close_flushes(db) -> None:
     log = DecisionLog(db)
-    ids = [log.submit(row()) for _ in range(50)]
+    ids = [log.submit(record()) for _ in range(50)]
     log.close()
     assert all(f.done() for f in ids)
     assert len(list_decisions(db, limit=100)) == 50
@@ -124,12 +130,12 @@ def test_database_outage_buffers_and_writes_later(tmp_path) -> None:
     locker.execute("BEGIN EXCLUSIVE")  # the database refuses writes until released
     log = DecisionLog(engine, retry_s=0.05, max_buffer=20)
     try:
-        futures = [log.submit(row()) for _ in range(5)]
+        futures = [log.submit(record()) for _ in range(5)]
         time.sleep(0.5)
         stats = log.stats()
         assert not stats.healthy and stats.failures > 0 and "locked" in stats.last_error
         assert not any(f.done() for f in futures)
-        many = [log.submit(row()) for _ in range(40)]
+        many = [log.submit(record()) for _ in range(40)]
         refused = [f for f in many if f.done() and isinstance(f.exception(), LogBufferFull)]
         assert refused, "a full buffer refuses rows and says so"
         locker.execute("ROLLBACK")
@@ -149,7 +155,7 @@ def test_a_batch_committed_before_a_retry_is_not_duplicated(db) -> None:
     first = row()
     log = DecisionLog(db)
     try:
-        log.submit(first).result(10)
+        log.submit(DecisionRecord.from_mapping(first)).result(10)
         log._write([first, row()])  # the same row again, as after a lost commit acknowledgement
         assert len(list_decisions(db, limit=10)) == 2
         assert get_decision(db, first["id"]) is not None
@@ -171,7 +177,7 @@ def test_concurrent_submitters(db) -> None:
 
     def worker() -> None:
         for _ in range(50):
-            f = log.submit(row())
+            f = log.submit(record())
             with lock:
                 futures.append(f)
 

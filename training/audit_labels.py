@@ -1,13 +1,13 @@
 """List labeled prompts whose label an out-of-fold model disputes, for a person to re-read.
 
-    python training/audit_labels.py --data labeled.jsonl --encoder DIR [--glossary G] [--top 150] > suspects.txt
+    python -m training.audit_labels --data labeled.jsonl --encoder DIR [--glossary G] [--top 150] > suspects.txt
 
 The frozen encoder embeds every prompt once (mean pooling); a k-fold logistic regression on
 the embeddings gives each prompt a probability for its label from a model that never saw it.
 Prompts whose label gets a low probability while another label gets a high one are printed,
 least likely first, with their ShareGPT id and turn so that training/labels/sharegpt.tsv can
 be corrected by hand. The tool only points: nothing is relabeled without being read.
-Needs requirements-train.txt.
+Needs the train extra (pip install -e ".[train]").
 """
 
 from __future__ import annotations
@@ -19,22 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # label_turns, beside this file
-
-from label_turns import preview
-
 from router.classifier.artifact import input_text, load_tokenizer
-from router.classifier.evaluate import jsonl_rows
 from router.classifier.glossary import Glossary
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
 from router.classifier.text import join_turn_and_context
+from training.evaluate import jsonl_rows
+from training.label_turns import preview
 
 
 def embed(encoder_dir: Path, texts: list[str], batch: int = 64) -> np.ndarray:
     import torch  # training dependencies; the fold fitting below runs on numpy alone
 
-    from router.classifier.encoder import load_encoder
+    from training.encoder import load_encoder
 
     model = load_encoder(encoder_dir, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS))
     tokenizer = load_tokenizer(encoder_dir, 128)

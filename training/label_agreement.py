@@ -1,10 +1,10 @@
 """How far a second, blind reading of labeled prompts agrees with the first: the ceiling that
 the labels put on any classifier's held-out scores.
 
-    python training/label_agreement.py sample --data labeled.jsonl --n 150 > blind.txt
+    python -m training.label_agreement sample --data labeled.jsonl --n 150 > blind.txt
     # read blind.txt without the labels; write one line per prompt: "<number> <code>"
-    python training/label_agreement.py apply codes.txt      # -> training/labels/reread.tsv
-    python training/label_agreement.py score --data labeled.jsonl
+    python -m training.label_agreement apply codes.txt      # -> training/labels/reread.tsv
+    python -m training.label_agreement score --data labeled.jsonl
 
 `sample` draws ShareGPT prompts from the held-out part of the split that training uses
 (the prompts the model is scored on) and prints them as label_turns.py does, with no label;
@@ -25,13 +25,11 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # label_turns, beside this file
-
-from label_turns import CODES, preview, read_codes
-
-from router.classifier.dataset import LABELS_DIR, DatasetError, read_label_rows, text_sha
-from router.classifier.evaluate import (
+from router.classifier.keyword import KeywordClassifier
+from router.classifier.text import join_turn_and_context
+from router.policy import Policy
+from training.dataset import LABELS_DIR, DatasetError, read_label_rows, text_sha
+from training.evaluate import (
     Example,
     Report,
     as_truth,
@@ -41,9 +39,7 @@ from router.classifier.evaluate import (
     split,
     tier_agreement,
 )
-from router.classifier.keyword import KeywordClassifier
-from router.classifier.text import join_turn_and_context
-from router.policy import Policy
+from training.label_turns import CODES, preview, read_codes
 
 DRAW = Path(__file__).resolve().parent / ".reread.json"
 REREAD = LABELS_DIR / "reread.tsv"
@@ -134,7 +130,7 @@ def score_command(data: Path, reread_path: Path = REREAD) -> int:
         example = rows.get((reread["id"], reread["turn"]))
         if example is None or text_sha(example.prompt) != reread["sha1"]:
             print(f"error: {reread['id']} turn {reread['turn']} is not in {data} as it was re-read "
-                  "(rebuild the labeled set with router.classifier.dataset)", file=sys.stderr)
+                  "(rebuild the labeled set with training.dataset)", file=sys.stderr)
             return 2
         pairs.append((example, reread["task"]))
     if not pairs:

@@ -1,10 +1,10 @@
 """Draw unlabeled ShareGPT turns to read, then append the labels given to them.
 
-    python training/label_turns.py sample --pool classification --n 25 --seed 7 > batch.txt
+    python -m training.label_turns sample --pool classification --n 25 --seed 7 > batch.txt
     # read batch.txt; write one line per candidate: "<number> <code>" (XX skips it)
-    python training/label_turns.py sample --pool any --rank Extraction --n 25 > batch.txt  # model-ranked
-    python training/label_turns.py apply labels.txt
-    python training/label_turns.py relabel fixes.txt   # "<id> <turn> <code>" per line
+    python -m training.label_turns sample --pool any --rank Extraction --n 25 > batch.txt  # model-ranked
+    python -m training.label_turns apply labels.txt
+    python -m training.label_turns relabel fixes.txt   # "<id> <turn> <code>" per line
 
 `sample` prints numbered candidates (first 250 + last 130 characters, the previous turn's
 tail) and keeps them in training/.candidates.json for `apply`, which appends the labeled ones
@@ -28,9 +28,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from router.classifier.dataset import (
+from router.classifier.prediction import Classifier
+from router.classifier.text import join_turn_and_context
+from training.dataset import (
     LABELS_DIR,
     RANKED_SELECTION,
     earlier_turns,
@@ -39,8 +39,6 @@ from router.classifier.dataset import (
     read_label_rows,
     text_sha,
 )
-from router.classifier.prediction import Classifier
-from router.classifier.text import join_turn_and_context
 
 CANDIDATES = Path(__file__).resolve().parent / ".candidates.json"
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "prompt-classifier-preview"

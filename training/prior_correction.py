@@ -1,9 +1,9 @@
 """Would shifting the task probabilities toward the rarer labels pay? Post-hoc prior
 correction (logit adjustment), scored on validation predictions, never on the held-out prompts.
 
-    python training/recipe_sweep.py --data labeled.jsonl --encoder DIR --glossary G \
+    python -m training.recipe_sweep --data labeled.jsonl --encoder DIR --glossary G \
         --recipe defaults: --folds 1 --predictions preds/
-    python training/prior_correction.py preds/defaults-fold0.jsonl [more files] [--max-tau 1.5] [--step 0.1]
+    python -m training.prior_correction preds/defaults-fold0.jsonl [more files] [--max-tau 1.5] [--step 0.1]
 
 Every prediction's log-probabilities get -tau * log(share) added, share being each label's
 share of the file's prompts (recipe_sweep's folds are stratified, so it is the fitting part's
@@ -25,10 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from router.classifier.evaluate import score
 from router.classifier.prediction import TASK_LABELS
+from training.evaluate import score
 
 
 class PredictionsError(ValueError):
@@ -114,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     taus = [round(i * args.step, 6) for i in range(int(args.max_tau / args.step + 1e-9) + 1)]
-    print(f"$ python training/prior_correction.py {' '.join(str(p) for p in args.predictions)}")
+    print(f"$ python -m training.prior_correction {' '.join(str(p) for p in args.predictions)}")
     print(f"{sum(len(f) for f in files)} validation predictions in {len(files)} file(s)")
     print(format_table(sweep(files, taus)))
     return 0

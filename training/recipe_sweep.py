@@ -1,6 +1,6 @@
 """Compare training recipes without touching the held-out split.
 
-    python training/recipe_sweep.py --data labeled.jsonl --encoder DIR [--glossary G] \
+    python -m training.recipe_sweep --data labeled.jsonl --encoder DIR [--glossary G] \
         --recipe base: --recipe long:epochs=15 --recipe b32:batch=32,lr=1.5e-4 [--folds 3] [--jobs 4] \
         [--device auto] [--deadline 600] [--out sweep.jsonl] [--predictions DIR]
 
@@ -18,7 +18,7 @@ Runs go to --jobs worker processes (a GPU holds several at once); each result is
 writes what it predicted for every validation prompt to DIR/<recipe>-fold<k>.jsonl (true task,
 the 11 probabilities, complexity), so a decision rule over the probabilities can be compared
 afterwards without training again (training/prior_correction.py reads them). Needs
-requirements-train.txt.
+the train extra (pip install -e ".[train]").
 """
 
 from __future__ import annotations
@@ -36,11 +36,9 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from router.classifier.evaluate import Example, load_examples, split
 from router.classifier.prediction import Prediction
-from router.classifier.recipe import DEFAULTS
+from training.evaluate import Example, load_examples, split
+from training.recipe import DEFAULTS
 
 
 class RecipeError(ValueError):
@@ -95,11 +93,11 @@ def run_one(recipe: Recipe, fold: int, fit: list[Example], validation: list[Exam
 
     torch.set_num_threads(threads)
     from router.classifier.artifact import Labels, encode, load_tokenizer, to_predictions
-    from router.classifier.evaluate import evaluate
     from router.classifier.glossary import Glossary
     from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
-    from router.classifier.train import fine_tuned
     from router.config import DEFAULT_CONFIG, load_seed
+    from training.evaluate import evaluate
+    from training.train import fine_tuned
 
     started = time.monotonic()
     glossary = Glossary.load(Path(glossary_path)) if glossary_path else None
@@ -185,7 +183,7 @@ def main() -> int:
         except OSError as exc:
             print(f"error: --predictions {args.predictions}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-    from router.classifier.train import resolve_device  # torch: only once the arguments are known good
+    from training.train import resolve_device  # torch: only once the arguments are known good
 
     try:
         device = resolve_device(args.device)

@@ -1,14 +1,24 @@
 """A bounded cache in front of any classifier: the same text gets the same prediction
-without running the model again."""
+without running the model again. Long texts are keyed by a digest, so the cache's memory
+stays bounded however large the prompts."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from router.classifier.prediction import Classifier, Prediction
+
+LONGEST_KEY = 512  # characters; a longer text is keyed by its digest
+
+
+def cache_key(text: str) -> str | bytes:
+    if len(text) <= LONGEST_KEY:
+        return text
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).digest()
 
 
 class CachedClassifier:
@@ -20,16 +30,17 @@ class CachedClassifier:
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[str, Prediction] = OrderedDict()
+        self._entries: OrderedDict[str | bytes, Prediction] = OrderedDict()
         self._lock = threading.Lock()
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         found: dict[int, Prediction] = {}
+        keys = [cache_key(t) for t in texts]
         with self._lock:
-            for i, text in enumerate(texts):
-                hit = self._entries.get(text)
+            for i, key in enumerate(keys):
+                hit = self._entries.get(key)
                 if hit is not None:
-                    self._entries.move_to_end(text)
+                    self._entries.move_to_end(key)
                     found[i] = hit
         missing = [i for i in range(len(texts)) if i not in found]
         if missing:  # one batched call for everything not cached
@@ -37,7 +48,7 @@ class CachedClassifier:
                 found[i] = prediction
             with self._lock:
                 for i in missing:
-                    self._entries[texts[i]] = found[i]
+                    self._entries[keys[i]] = found[i]
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
         with self._lock:

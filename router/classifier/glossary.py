@@ -2,7 +2,7 @@
 
 The MiniLM encoder's vocabulary is English: most kanji a prompt uses (実装, 説明, 簡潔)
 are [UNK] to it, so it cannot see what a Japanese prompt asks for. A glossary built from
-JMdict (router.classifier.glossary_build) maps Japanese words to short English glosses;
+JMdict (training.glossary_build) maps Japanese words to short English glosses;
 each Japanese run of a text is segmented into dictionary words and replaced by their
 glosses, so "Pythonでソートアルゴリズムを実装して" reaches the model as
 "Python sort algorithm implement" (a request noun with して reads as the English verb).

@@ -27,7 +27,7 @@ class TritonClassifier:
         if protocol == "http":
             import tritonclient.http as client
         else:
-            import tritonclient.grpc as client  # type: ignore[no-redef]
+            import tritonclient.grpc as client
         self._client_mod = client
         self._client = (client.InferenceServerClient(url=self.url, connection_timeout=timeout_s,
                                                      network_timeout=timeout_s) if protocol == "http"

@@ -1,6 +1,6 @@
 """Build the labeled prompt set the classifier is trained and scored on.
 
-    python -m router.classifier.dataset --out labeled.jsonl
+    python -m training.dataset --out labeled.jsonl
 
 Prompt texts come from packages (requirements-train-data.txt); the task labels are ours and live
 in training/labels/, one row per prompt:
@@ -38,7 +38,7 @@ import yaml
 
 from router.classifier.prediction import TASK_LABELS
 
-LABELS_DIR = Path(__file__).resolve().parents[2] / "training" / "labels"
+LABELS_DIR = Path(__file__).resolve().parent / "labels"
 # How a labeled row was drawn when a model's ranking drew it (training/label_turns.py sample --rank).
 RANKED_SELECTION = "model"
 

@@ -1,5 +1,5 @@
 """A MiniLM/BERT encoder in plain PyTorch, loaded from a safetensors file, with the
-classifier's two heads. Used only to build the ONNX artifact (requirements-train.txt);
+classifier's two heads. Used only to build the ONNX artifact (the train extra, pip install -e ".[train]");
 the router itself runs the exported ONNX file and never imports torch."""
 
 from __future__ import annotations

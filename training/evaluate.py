@@ -2,7 +2,7 @@
 the Japanese prompts on their own, and tier agreement (the share of prompts whose predicted
 task routes to the same tier as the true task would, under a policy).
 
-    python -m router.classifier.evaluate --data labeled.jsonl [--backend keyword|onnx] [--model DIR]
+    python -m training.evaluate --data labeled.jsonl [--backend keyword|onnx] [--model DIR]
 
 Each JSONL line: {"prompt": "...", "task": "<one of the 11 labels>"}, optionally "context"
 (earlier turns, as the engine passes them). The console's reviewed-decision export
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from router.classifier.dataset import RANKED_SELECTION
 from router.classifier.prediction import TASK_LABELS, Classifier, Prediction
 from router.classifier.text import join_turn_and_context
 from router.policy import Policy, decide
+from training.dataset import RANKED_SELECTION
 
 JAPANESE = re.compile(r"[\u3040-\u30ff]")  # kana: Japanese, not other CJK text
 
@@ -284,7 +284,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--held-out", type=float, help="score only the held-out part of the data, split as "
-                        "router.classifier.train splits it (e.g. 0.2)")
+                        "training.train splits it (e.g. 0.2)")
     parser.add_argument("--split-seed", type=int, default=13)
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
