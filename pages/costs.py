@@ -48,12 +48,17 @@ right.plotly_chart(px.bar(over_time, x="bucket", y="cost_usd", color="tier", tit
                    width="stretch", key="cost_chart")
 
 per_bucket = over_time.groupby("bucket", as_index=False)[["cost_usd", "baseline_cost_usd"]].sum()
-savings = go.Figure([
-    go.Scatter(x=per_bucket["bucket"], y=per_bucket["cost_usd"].cumsum(), name="actual", mode="lines+markers"),
-    go.Scatter(x=per_bucket["bucket"], y=per_bucket["baseline_cost_usd"].cumsum(), name="all to baseline tier",
-               mode="lines+markers"),
-])
-savings.update_layout(title="Cumulative cost: actual vs baseline (USD)")
+if len(per_bucket) > 1:
+    savings = go.Figure([
+        go.Scatter(x=per_bucket["bucket"], y=per_bucket["cost_usd"].cumsum(), name="actual", mode="lines+markers"),
+        go.Scatter(x=per_bucket["bucket"], y=per_bucket["baseline_cost_usd"].cumsum(), name="all to baseline tier",
+                   mode="lines+markers"),
+    ])
+    savings.update_layout(title="Cumulative cost: actual vs baseline (USD)", yaxis_rangemode="tozero")
+else:  # one bucket has no curve (two dots on a sub-millisecond axis): compare the two totals as bars
+    savings = go.Figure([go.Bar(x=[name], y=[per_bucket[column].sum()], name=name, text=[usd(per_bucket[column].sum())])
+                         for name, column in (("actual", "cost_usd"), ("all to baseline tier", "baseline_cost_usd"))])
+    savings.update_layout(title="Cumulative cost: actual vs baseline (USD)", showlegend=False)
 left, right = st.columns(2)
 left.plotly_chart(savings, width="stretch", key="savings_chart")
 tasks = pd.DataFrame(by_task(database, f))
@@ -73,8 +78,11 @@ if latency.empty:
 else:
     long = latency.melt(id_vars=["tier", "metric"], value_vars=["p50", "p95", "p99"], var_name="percentile",
                         value_name="ms")
-    st.plotly_chart(px.bar(long, x="tier", y="ms", color="percentile", barmode="group", facet_col="metric",
-                           title="Latency percentiles (ms)"), width="stretch", key="latency_chart")
+    latency_fig = px.bar(long, x="tier", y="ms", color="percentile", barmode="group", facet_col="metric",
+                         title="Latency percentiles (ms)", facet_col_spacing=0.06)
+    # Classify takes well under a millisecond, TTFT and total hundreds: each panel gets its own scale.
+    latency_fig.update_yaxes(matches=None, showticklabels=True, rangemode="tozero")
+    st.plotly_chart(latency_fig, width="stretch", key="latency_chart")
     st.dataframe(latency.round(2), hide_index=True, width="stretch")
 
 rates = pd.DataFrame(rates_by_tier(database, f))

@@ -50,8 +50,10 @@ else:
         with right:
             if d.task_probs:
                 probs = pd.DataFrame(sorted(d.task_probs.items(), key=lambda kv: kv[1]), columns=["task", "p"])
-                st.plotly_chart(px.bar(probs, x="p", y="task", orientation="h", height=320,
-                                       title="Task probabilities"), width="stretch")
+                probability_fig = px.bar(probs, x="p", y="task", orientation="h", height=360,
+                                         title="Task probabilities")
+                probability_fig.update_yaxes(dtick=1, automargin=True)  # a label on every bar
+                st.plotly_chart(probability_fig, width="stretch")
             st.markdown(f"Rule `{d.rule}` of {d.policy_name} v{d.policy_version}; complexity {d.complexity:.2f} "
                         f"({', '.join(f'{k} {v:.2f}' for k, v in (d.complexity_dims or {}).items())})")
         previous = reviews_for(database, decision_id)

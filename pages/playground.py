@@ -62,6 +62,20 @@ def show_decision(decision_id: str) -> None:
     st.feedback("thumbs", key=key, on_change=record_feedback, args=(decision_id, key))
 
 
+simulated = [name for name, tier in eng.runtime.health()["tiers"].items() if tier.get("simulated")]
+if simulated:
+    st.info(f"Tiers {', '.join(simulated)} are answered by the built-in simulator (canned text, real routing, "
+            "timings and costs) because their API key variable is not set. Set `NVIDIA_API_KEY`, or point the "
+            "tiers at your own OpenAI-compatible endpoint (README: Tiers, retries and fallback).", icon="🧪")
+
+if not state["messages"]:
+    st.markdown("**Try a prompt.** Each answer shows where the router sent it and why: the task it read, the rule "
+                "that matched, the tier, the time and the cost against the baseline tier.")
+    st.markdown("- `Pythonでソートアルゴリズムを実装して` (code)\n"
+                "- then `このアルゴリズムの計算量を説明して` (a follow-up question)\n"
+                "- then `もっと簡潔にまとめて` (a rewrite of the last answer)\n"
+                "- `Summarize the plot of Hamlet in three sentences` · `Write a haiku about autumn`")
+
 for message in state["messages"]:
     with st.chat_message(message["role"]):
         st.markdown(message["content"])

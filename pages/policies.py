@@ -121,8 +121,19 @@ with form_tab:
                                           "complexity_max": st.column_config.NumberColumn(min_value=0.0,
                                                                                           max_value=1.0)})
     st.markdown("**Tiers** (prices in USD per 1M tokens)")
-    tier_rows = st.data_editor(pd.DataFrame(tiers_to_rows(base), columns=list(TIER_COLUMNS)), num_rows="dynamic",
-                               width="stretch", key="tiers_editor")
+    tier_rows = st.data_editor(
+        pd.DataFrame(tiers_to_rows(base), columns=list(TIER_COLUMNS)), num_rows="dynamic", width="stretch",
+        key="tiers_editor",
+        # Sized so every column, timeout and retries included, fits without scrolling sideways.
+        column_config={"name": st.column_config.TextColumn(width="small"),
+                       "model": st.column_config.TextColumn(width="medium"),
+                       "base_url": st.column_config.TextColumn(width="medium"),
+                       "api_key_env": st.column_config.TextColumn("key variable", width="small"),
+                       "price_in": st.column_config.NumberColumn("$ in/1M", width="small", min_value=0.0),
+                       "price_out": st.column_config.NumberColumn("$ out/1M", width="small", min_value=0.0),
+                       "timeout_s": st.column_config.NumberColumn("timeout s", width="small", min_value=0.1),
+                       "max_retries": st.column_config.NumberColumn("retries", width="small", min_value=0,
+                                                                    max_value=5, step=1)})
     actions("form", lambda: from_tables(
         base, rules=rules.to_dict("records"), tiers=tier_rows.to_dict("records"), default_tier=default_tier,
         baseline_tier=None if baseline == baseline_options[0] else baseline, confidence_floor=float(floor),

@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("name")
     diff.add_argument("old", type=int)
     diff.add_argument("new", type=int)
+    sync = pol_sub.add_parser("sync", help="make the config file's changed policies new versions (and activate them)")
+    sync.add_argument("--config", help="the seed file (default: ROUTER_CONFIG, else config/router.yaml)")
+    sync.add_argument("--dry-run", action="store_true", help="show what differs, change nothing")
+    sync.add_argument("--no-activate", action="store_true", help="store the new versions without activating them")
     pol.set_defaults(func=_policy)
 
     keys = sub.add_parser("keys", help="create, list and revoke client API keys (used with ROUTER_AUTH=keys)")

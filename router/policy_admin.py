@@ -6,11 +6,14 @@ The console's Policies page and the `python -m router policy` command both call 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from router.config import SeedConfig, Settings, load_seed
 from router.policy import Policy, PolicyError, diff_policies, parse_policy, parse_policy_yaml
 from storage import policies as store
 from storage.policies import PolicyNotFound, StoredPolicy
@@ -45,10 +48,65 @@ def rollback(db: Engine, name: str, *, by: str | None = None) -> StoredPolicy:
     return activate(db, name, previous, by=by, comment=f"rollback from v{current}")
 
 
+@dataclass(frozen=True)
+class Drift:
+    """A policy of the config file that differs from what the database serves."""
+
+    name: str
+    active_version: int | None  # None: the database has never seen it
+    diff: str
+
+
+def config_drift(db: Engine, seed: SeedConfig) -> list[Drift]:
+    """The config file's policies whose document differs from their active version."""
+    active = store.active_versions(db)
+    drift = []
+    for name, policy in seed.policies.items():
+        version = active.get(name)
+        if version is None:
+            drift.append(Drift(name, None, policy.to_yaml()))
+            continue
+        served = store.get_version(db, name, version).document
+        with contextlib.suppress(PolicyError):  # a version stored before a schema change stays as stored
+            served = parse_policy(served).to_document()
+        if served != policy.to_document():
+            drift.append(Drift(name, version, diff_policies(served, policy, old_label=f"{name}@v{version}",
+                                                            new_label=f"{name} in the config file")))
+    return drift
+
+
+def sync(db: Engine, seed: SeedConfig, *, by: str = "sync", activate: bool = True) -> list[StoredPolicy]:
+    """Make each config-file policy that differs from its active version a new version."""
+    saved = []
+    for drift in config_drift(db, seed):
+        comment = f"synced from the config file (was v{drift.active_version})" if drift.active_version else \
+            "synced from the config file"
+        saved.append(save(db, seed.policies[drift.name], created_by=by, comment=comment, activate=activate))
+    return saved
+
+
 def diff(db: Engine, name: str, old: int, new: int) -> str:
     a = store.get_version(db, name, old)
     b = store.get_version(db, name, new)
     return diff_policies(a.document, b.document, old_label=f"{name}@v{old}", new_label=f"{name}@v{new}")
+
+
+def _sync(db: Engine, args: argparse.Namespace) -> int:
+    path = Path(args.config) if args.config else Settings.from_env().config_path
+    seed = load_seed(path)
+    drift = config_drift(db, seed)
+    if not drift:
+        print(f"the active policies match {path}; nothing to sync")
+        return 0
+    for d in drift:
+        state = f"differs from the active v{d.active_version}" if d.active_version else "is not in the database"
+        print(f"{d.name} {state}:\n{d.diff}")
+    if args.dry_run:
+        print(f"dry run: {len(drift)} policies would get a new version")
+        return 0
+    for stored in sync(db, seed, activate=not args.no_activate):
+        print(f"saved {stored.name} v{stored.version}" + ("" if args.no_activate else " (active)"))
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -78,6 +136,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"activated {stored.name} v{stored.version}")
         elif args.action == "diff":
             print(diff(db, args.name, args.old, args.new) or "(no differences)", end="")
+        elif args.action == "sync":
+            return _sync(db, args)
     except (PolicyError, PolicyNotFound, OSError) as exc:
         print(f"error: {exc}")
         return 2

@@ -24,6 +24,7 @@ from router.classifier.guarded import GuardedClassifier
 from router.config import Settings, load_seed
 from router.engine import Engine
 from router.metrics import Metrics
+from router.policy_admin import config_drift
 from router.policy_registry import PolicyRegistry
 from router.recorder import Recorder
 from router.simulator import start_simulator
@@ -79,6 +80,7 @@ class Runtime:
     engine: Engine
     metrics: Metrics | None = None
     simulator: BackgroundServer | None = None
+    config_drift: list[str] = field(default_factory=list)  # policies whose config file differs from the db
     _tier_checks: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     @property
@@ -120,6 +122,7 @@ class Runtime:
             "default_policy": {"name": default.policy.name, "version": default.version},
             "tiers": tiers,
             "simulator": self.simulator.url if self.simulator else None,
+            "config_drift": self.config_drift,
         }
 
     async def health_with_tiers(self) -> dict[str, Any]:
@@ -171,6 +174,10 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
     seeded = policy_store.seed(db, {n: p.to_document() for n, p in seed.policies.items()})
     if seeded:
         log.info("seeded policies %s from %s", seeded, settings.config_path)
+    drift = [d.name for d in config_drift(db, seed)]
+    if drift:
+        log.warning("%s in %s differ from the active versions in the database, which are what is served; "
+                    "`router policy sync` makes the file's changes new versions", drift, settings.config_path)
     registry = PolicyRegistry(db, seed.default_policy)
     registry.get()  # the default policy must exist
     simulator = None
@@ -191,4 +198,4 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
     if classifier_error:
         guarded.record_failure(classifier_error)
     engine = Engine(classifier=guarded, registry=registry, tiers=tiers, recorder=recorder)
-    return Runtime(settings, db, engine, metrics, simulator)
+    return Runtime(settings, db, engine, metrics, simulator, drift)

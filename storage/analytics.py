@@ -98,13 +98,18 @@ def by_task(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
     return _rows(db, query.group_by(D.task, D.routed_tier).order_by(D.task, D.routed_tier))
 
 
+REFUSED = "(refused before routing)"
+
+
 def rates_by_tier(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
+    """Error and fallback rates per routed tier; requests refused before routing have a row of their own."""
+    tier = func.coalesce(D.routed_tier, REFUSED).label("tier")
     query = f.apply(select(
-        D.routed_tier.label("tier"), func.count().label("requests"),
+        tier, func.count().label("requests"),
         func.avg(case((D.status == "error", 1.0), else_=0.0)).label("error_rate"),
         func.avg(case((D.fallback.is_(True), 1.0), else_=0.0)).label("fallback_rate"),
-    ).where(D.routed_tier.is_not(None)))
-    return _rows(db, query.group_by(D.routed_tier).order_by(D.routed_tier))
+    ))
+    return _rows(db, query.group_by(tier).order_by(tier))
 
 
 def latency_percentiles(db: Engine, metric: str, f: Filters = Filters(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,19 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} did not come up in {timeout_s:g} s")
         time.sleep(0.2)
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m router ARGS` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "router", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    """The environment without any of the router's settings."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "ROUTER_CONFIG", "NVIDIA_API_KEY") and not k.startswith("ROUTER_")}
 
 
 class Simulator:

@@ -14,7 +14,9 @@ from router.config import DEFAULT_CONFIG, load_seed
 from router.dry_run import replay
 from storage import analytics as a
 from storage.db import make_engine, migrate
+from storage.decision_log import DecisionLog
 from storage.queries import list_decisions
+from storage.record import DecisionRecord
 from storage.reviews import add_review, reviewed_rows, to_csv, to_jsonl
 
 N = 600
@@ -78,10 +80,12 @@ def test_latency_percentiles_are_nearest_rank(seeded) -> None:
 
 def test_rates_and_versions(seeded) -> None:
     engine, rows = seeded
-    for r in a.rates_by_tier(engine):
-        mine = [x for x in rows if x.routed_tier == r["tier"]]
+    rates = a.rates_by_tier(engine)
+    for r in rates:
+        mine = [x for x in rows if (x.routed_tier or a.REFUSED) == r["tier"]]
         assert r["requests"] == len(mine)
         assert r["error_rate"] == pytest.approx(sum(x.status == "error" for x in mine) / len(mine))
+    assert sum(r["requests"] for r in rates) == len(rows)  # refused requests count too
     versions = a.by_policy_version(engine)
     assert [(v["policy"], v["version"], v["requests"]) for v in versions] == [("task-complexity", 1, N)]
 
@@ -119,3 +123,13 @@ def test_dry_run_on_logged_rows(seeded) -> None:
     report = replay(rows, everything_small, policy)
     assert report.changed == sum(r["routed_tier"] != "llama-3-8b" for r in rows)
     assert report.cost_after_usd < report.cost_before_usd
+
+
+def test_refused_requests_have_their_own_row_in_the_rates(seeded) -> None:
+    engine, _ = seeded
+    log = DecisionLog(engine)
+    log.submit(DecisionRecord(id="refused1", request_id="r", source="api", status="error", http_status=400,
+                              error="invalid_request_error: messages is required")).result(10)
+    log.close()
+    refused = [r for r in a.rates_by_tier(engine) if r["tier"] == a.REFUSED]
+    assert refused == [{"tier": a.REFUSED, "requests": 1, "error_rate": 1.0, "fallback_rate": 0.0}]

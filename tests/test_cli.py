@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,22 +11,11 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import free_port, wait_until_up
+from tests.conftest import free_port, run_cli, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "router", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=60)
-
-
-@pytest.fixture
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "ROUTER_CONFIG", "NVIDIA_API_KEY") and not k.startswith("ROUTER_")}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def test_serve_works_offline_with_no_configuration(tmp_path: Path, clean_env: dict[str, str]) -> None:

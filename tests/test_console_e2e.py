@@ -75,6 +75,9 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         page.goto(url)
         expect(page.get_by_role("heading", name="Playground")).to_be_visible(timeout=60_000)
         expect(page.get_by_text("llama-3-8b (simulator)")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("Try a prompt.")).to_be_visible()  # the empty playground says what to do
+        expect(page.get_by_text("are answered by the built-in simulator")).to_be_visible()
+        shot(page, "playground-empty")
 
         send(page, "Pythonでソートアルゴリズムを実装して", 1)
         send(page, "このアルゴリズムの計算量を説明して", 2)
