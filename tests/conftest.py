@@ -112,7 +112,9 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as exc:  # the suite requires the local Postgres; fail loudly, never skip
-        raise RuntimeError(f"Postgres at {POSTGRES_URL} is required for these tests: {exc}") from exc
+        raise RuntimeError(f"Postgres at {POSTGRES_URL} is required for these tests: {exc}. `bash scripts/test` "
+                           "starts the local one; by hand: pg_ctlcluster --skip-systemctl-redirect "
+                           "$(ls /etc/postgresql) main start") from exc
     yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     with admin.connect() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -161,12 +163,12 @@ class Api:
         return OpenAI(base_url=self.base_url, api_key="unused", max_retries=0, **kwargs)
 
     def decisions(self) -> list[dict[str, Any]]:
-        """Every decision row, oldest first, read on a fresh engine: what is committed."""
-        engine = make_engine(self.runtime.db.url.render_as_string(hide_password=False))
+        """Every decision row, oldest first, read through a fresh connection pool: what is committed."""
+        db = make_engine(self.runtime.db.url.render_as_string(hide_password=False))
         try:
-            return [d.model_dump() for d in list_decisions(engine, limit=10_000, newest_first=False)]
+            return [d.model_dump() for d in list_decisions(db, limit=10_000, newest_first=False)]
         finally:
-            engine.dispose()
+            db.dispose()
 
 
 @pytest.fixture

@@ -24,11 +24,11 @@ N = 600
 
 @pytest.fixture
 def seeded(database_url: str):
-    engine = make_engine(database_url)
-    migrate(engine)
-    seed(engine, N, days=3, reviews=120)
-    yield engine, list_decisions(engine, limit=N + 1)
-    engine.dispose()
+    db = make_engine(database_url)
+    migrate(db)
+    seed(db, N, days=3, reviews=120)
+    yield db, list_decisions(db, limit=N + 1)
+    db.dispose()
 
 
 def nearest_rank(values: list[float], q: int) -> float:
@@ -37,8 +37,8 @@ def nearest_rank(values: list[float], q: int) -> float:
 
 
 def test_summary_matches_the_rows(seeded) -> None:
-    engine, rows = seeded
-    s = a.summary(engine)
+    db, rows = seeded
+    s = a.summary(db)
     assert s["requests"] == N
     assert s["errors"] == sum(r.status == "error" for r in rows)
     assert s["fallbacks"] == sum(bool(r.fallback) for r in rows)
@@ -49,64 +49,64 @@ def test_summary_matches_the_rows(seeded) -> None:
 
 
 def test_time_buckets_and_filters(seeded) -> None:
-    engine, rows = seeded
-    hourly = a.tier_over_time(engine, unit="hour")
+    db, rows = seeded
+    hourly = a.tier_over_time(db, unit="hour")
     assert sum(r["requests"] for r in hourly) == N
     assert all(len(r["bucket"]) == len("2026-01-01 00:00") for r in hourly)
-    daily = a.tier_over_time(engine, unit="day")
+    daily = a.tier_over_time(db, unit="day")
     assert sum(r["requests"] for r in daily) == N and all(len(r["bucket"]) == 10 for r in daily)
     since = datetime.now(UTC) - timedelta(days=1)
-    recent = a.summary(engine, a.Filters(since=since))
+    recent = a.summary(db, a.Filters(since=since))
     assert recent["requests"] == sum(r.created_at >= since for r in rows)
-    only_8b = a.summary(engine, a.Filters(tier="llama-3-8b"))
+    only_8b = a.summary(db, a.Filters(tier="llama-3-8b"))
     assert only_8b["requests"] == sum("llama-3-8b" in (r.tier, r.routed_tier) for r in rows)
     by_task = Counter()
-    for r in a.by_task(engine):
+    for r in a.by_task(db):
         by_task[r["task"]] += r["requests"]
     assert by_task == Counter(r.task for r in rows)
 
 
 def test_latency_percentiles_are_nearest_rank(seeded) -> None:
-    engine, rows = seeded
+    db, rows = seeded
     for metric in ("classify_ms", "ttft_ms", "total_ms"):
-        for row in a.latency_percentiles(engine, metric):
+        for row in a.latency_percentiles(db, metric):
             values = [getattr(r, metric) for r in rows if r.tier == row["tier"]]
             assert row["n"] == len(values)
             for q in (50, 95, 99):
                 assert row[f"p{q}"] == pytest.approx(nearest_rank(values, q))
     with pytest.raises(ValueError, match="metric must be one of"):
-        a.latency_percentiles(engine, "prompt; DROP TABLE decisions")
+        a.latency_percentiles(db, "prompt; DROP TABLE decisions")
 
 
 def test_rates_and_versions(seeded) -> None:
-    engine, rows = seeded
-    rates = a.rates_by_tier(engine)
+    db, rows = seeded
+    rates = a.rates_by_tier(db)
     for r in rates:
         mine = [x for x in rows if (x.routed_tier or a.REFUSED) == r["tier"]]
         assert r["requests"] == len(mine)
         assert r["error_rate"] == pytest.approx(sum(x.status == "error" for x in mine) / len(mine))
     assert sum(r["requests"] for r in rates) == len(rows)  # refused requests count too
-    versions = a.by_policy_version(engine)
+    versions = a.by_policy_version(db)
     assert [(v["policy"], v["version"], v["requests"]) for v in versions] == [("task-complexity", 1, N)]
 
 
 def test_review_queue_confusion_and_export(seeded) -> None:
-    engine, rows = seeded
-    queue = a.review_queue(engine, limit=50)
+    db, rows = seeded
+    queue = a.review_queue(db, limit=50)
     verdicts = [q["verdict"] for q in queue]
     downs = verdicts.count("thumbs_down")
     assert downs and all(v == "thumbs_down" for v in verdicts[:downs])  # thumbs-down first
     rest = [q["confidence"] for q in queue[downs:]]
     assert rest == sorted(rest)  # then the least confident
     target = next(r for r in rows if r.task == "Code Generation")
-    add_review(engine, target.id, "misrouted", correct_task="Open QA", correct_tier="llama-3-70b", note="é ✓")
-    confusion = {(c["predicted"], c["actual"]): c["n"] for c in a.task_confusion(engine)}
+    add_review(db, target.id, "misrouted", correct_task="Open QA", correct_tier="llama-3-70b", note="é ✓")
+    confusion = {(c["predicted"], c["actual"]): c["n"] for c in a.task_confusion(db)}
     assert confusion[("Code Generation", "Open QA")] >= 1
-    tiers = {(c["routed"], c["should"]): c["n"] for c in a.tier_confusion(engine)}
+    tiers = {(c["routed"], c["should"]): c["n"] for c in a.tier_confusion(db)}
     assert tiers[(target.routed_tier, "llama-3-70b")] >= 1
-    rate = a.misroute_rate(engine, unit="day")
-    assert sum(r["reviewed"] for r in rate) == len(reviewed_rows(engine))
-    exported = reviewed_rows(engine)
+    rate = a.misroute_rate(db, unit="day")
+    assert sum(r["reviewed"] for r in rate) == len(reviewed_rows(db))
+    exported = reviewed_rows(db)
     mine = next(e for e in exported if e["decision_id"] == target.id)
     assert mine["correct_task"] == "Open QA" and mine["verdict"] == "misrouted"
     assert to_csv(exported).count("\n") == len(exported) + 1
@@ -114,9 +114,9 @@ def test_review_queue_confusion_and_export(seeded) -> None:
 
 
 def test_dry_run_on_logged_rows(seeded) -> None:
-    engine, _ = seeded
+    db, _ = seeded
     policy = load_seed(DEFAULT_CONFIG).policies["task-complexity"]
-    rows = a.replay_rows(engine, policy="task-complexity", limit=N)
+    rows = a.replay_rows(db, policy="task-complexity", limit=N)
     same = replay(rows, policy, policy)
     assert same.replayed == N and same.changed == 0 and same.cost_delta_usd == pytest.approx(0)
     everything_small = policy.model_copy(update={"rules": (), "default_tier": "llama-3-8b"})
@@ -126,10 +126,10 @@ def test_dry_run_on_logged_rows(seeded) -> None:
 
 
 def test_refused_requests_have_their_own_row_in_the_rates(seeded) -> None:
-    engine, _ = seeded
-    log = DecisionLog(engine)
+    db, _ = seeded
+    log = DecisionLog(db)
     log.submit(DecisionRecord(id="refused1", request_id="r", source="api", status="error", http_status=400,
                               error="invalid_request_error: messages is required")).result(10)
     log.close()
-    refused = [r for r in a.rates_by_tier(engine) if r["tier"] == a.REFUSED]
+    refused = [r for r in a.rates_by_tier(db) if r["tier"] == a.REFUSED]
     assert refused == [{"tier": a.REFUSED, "requests": 1, "error_rate": 1.0, "fallback_rate": 0.0}]

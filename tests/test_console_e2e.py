@@ -91,11 +91,11 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         expect(page.get_by_text("Thanks, recorded on the decision.")).to_be_visible(timeout=10_000)
         shot(page, "playground")
 
-        engine = make_engine(database_url)
-        rows = list_decisions(engine, newest_first=False)
+        db = make_engine(database_url)
+        rows = list_decisions(db, newest_first=False)
         assert [(r.task, r.tier, r.source) for r in rows] == [("Code Generation", "llama-3-8b", "playground"),
                                                               ("Open QA", "llama-3-70b", "playground")]
-        assert [r.verdict for r in reviews_for(engine, rows[0].id)] == ["thumbs_down"]
+        assert [r.verdict for r in reviews_for(db, rows[0].id)] == ["thumbs_down"]
 
         # Policies: send Open QA to the small tier, save and activate from the YAML editor.
         open_page(page, "Policies")
@@ -112,14 +112,14 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         panel.get_by_role("button", name="Save as new version").click()
         expect(page.get_by_text("Saved task-complexity v2 and activated it.")).to_be_visible(timeout=30_000)
         shot(page, "policies")
-        assert store.active_versions(engine)["task-complexity"] == 2
+        assert store.active_versions(db)["task-complexity"] == 2
 
         # The next turn routes under v2: QA now goes to the small tier.
         open_page(page, "Playground")
         send(page, "What is the capital of France?", 3)
         expect(page.get_by_test_id("stCaptionContainer").filter(has_text="rule ").nth(2)).to_contain_text(
             "llama-3-8b")
-        assert list_decisions(engine, limit=1)[0].policy_version == 2
+        assert list_decisions(db, limit=1)[0].policy_version == 2
 
         open_page(page, "Misroutes")
         expect(page.get_by_text("Review a decision")).to_be_visible()

@@ -27,10 +27,10 @@ ALL_TIME_LIMIT_S = 5.0
 def big_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("scale") / "big.db"
     url = f"sqlite:///{path}"
-    engine = make_engine(url)
-    migrate(engine)
-    seed(engine, ROWS)
-    engine.dispose()
+    db = make_engine(url)
+    migrate(db)
+    seed(db, ROWS)
+    db.dispose()
     return url
 
 
@@ -55,7 +55,7 @@ def timed_run(at: AppTest) -> float:
 def test_page_renders_fast_with_100k_decisions(console: None, big_database: str, page: str) -> None:
     assert len(list_decisions(make_engine(big_database), limit=ROWS + 1)) >= ROWS
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()  # the engine starts once per process; that is not a page load
+    at.run()  # the db starts once per process; that is not a page load
     at.switch_page(f"pages/{page}.py")
     first = timed_run(at)
     again = timed_run(at)

@@ -42,10 +42,10 @@ def record(**fields: object) -> DecisionRecord:
 
 @pytest.fixture
 def db(database_url: str):  # type: ignore[no-untyped-def]
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    db = make_engine(database_url)
+    migrate(db)
+    yield db
+    db.dispose()
 
 
 def test_storable_keeps_ordinary_text_and_replaces_only_what_cannot_be_stored() -> None:

@@ -16,11 +16,11 @@ SEED = load_seed(DEFAULT_CONFIG)
 
 @pytest.fixture
 def db(database_url: str):  # type: ignore[no-untyped-def]
-    engine = make_engine(database_url)
-    migrate(engine)
-    store.seed(engine, {n: p.to_document() for n, p in SEED.policies.items()})
-    yield engine
-    engine.dispose()
+    db = make_engine(database_url)
+    migrate(db)
+    store.seed(db, {n: p.to_document() for n, p in SEED.policies.items()})
+    yield db
+    db.dispose()
 
 
 def test_get_refresh_and_unknown_names(db) -> None:  # type: ignore[no-untyped-def]

@@ -22,8 +22,7 @@ from router.background import BackgroundServer
 from router.config import Settings
 from router.runtime import build_runtime
 from storage.api_keys import create_key, list_keys, revoke_key
-from tests.conftest import Api, Simulator, write_config
-from tests.test_cli import clean_env, run_cli  # noqa: F401 (fixture)
+from tests.conftest import Api, Simulator, run_cli, write_config
 
 QA = [{"role": "user", "content": "What is the capital of France?"}]
 SECRET = "nvapi-THIS-IS-A-SECRET-0123456789"
@@ -86,7 +85,7 @@ def test_keys_are_required_checked_and_revocable(keyed_api: Api) -> None:
     assert all(key not in str(d) for d in keyed_api.decisions())
 
 
-def test_keys_command(tmp_path: Path, clean_env: dict[str, str]) -> None:  # noqa: F811
+def test_keys_command(tmp_path: Path, clean_env: dict[str, str]) -> None:
     env = {**clean_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}"}
     created = run_cli("keys", "create", "mobile-app", cwd=tmp_path, env=env)
     assert created.returncode == 0, created.stderr
@@ -186,8 +185,8 @@ def test_console_operator_pages_need_the_password(tmp_path: Path, simulator: Sim
 def test_keys_table_holds_no_plaintext(sqlite_url: str) -> None:
     from storage.db import make_engine, migrate
 
-    engine = make_engine(sqlite_url)
-    migrate(engine)
-    key, _ = create_key(engine, "ci")
-    dump = "\n".join(engine.raw_connection().driver_connection.iterdump())
-    assert key not in dump and list_keys(engine)[0].prefix == key[:10]
+    db = make_engine(sqlite_url)
+    migrate(db)
+    key, _ = create_key(db, "ci")
+    dump = "\n".join(db.raw_connection().driver_connection.iterdump())
+    assert key not in dump and list_keys(db)[0].prefix == key[:10]

@@ -28,10 +28,10 @@ DOC = SEED.policies["task-complexity"].to_document()
 
 @pytest.fixture
 def db(database_url: str):
-    engine = make_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    db = make_engine(database_url)
+    migrate(db)
+    yield db
+    db.dispose()
 
 
 def row(**fields) -> dict:
@@ -124,11 +124,11 @@ def test_decision_log_close_flushes(db) -> None:
 
 def test_database_outage_buffers_and_writes_later(tmp_path) -> None:
     path = tmp_path / "outage.db"
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05, "check_same_thread": False})
-    migrate(engine)
+    db = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05, "check_same_thread": False})
+    migrate(db)
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # the database refuses writes until released
-    log = DecisionLog(engine, retry_s=0.05, max_buffer=20)
+    log = DecisionLog(db, retry_s=0.05, max_buffer=20)
     try:
         futures = [log.submit(record()) for _ in range(5)]
         time.sleep(0.5)
@@ -144,11 +144,11 @@ def test_database_outage_buffers_and_writes_later(tmp_path) -> None:
         kept = [f for f in many if f not in refused]
         wait(kept, timeout=10)
         assert log.stats().healthy
-        assert len(list_decisions(engine, limit=1000)) == len(futures) + len(kept)
+        assert len(list_decisions(db, limit=1000)) == len(futures) + len(kept)
     finally:
         locker.close()
         log.close()
-        engine.dispose()
+        db.dispose()
 
 
 def test_a_batch_committed_before_a_retry_is_not_duplicated(db) -> None:

@@ -4,6 +4,7 @@ fallback whenever a model backend fails, counted so /health can say so."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,8 @@ from router.classifier.keyword import KeywordClassifier
 from router.classifier.prediction import Classifier, Prediction
 
 log = logging.getLogger(__name__)
+
+INLINE_CHARS = 2000  # longer prompts are classified off the event loop
 
 
 class GuardedClassifier:
@@ -48,7 +51,12 @@ class GuardedClassifier:
 
     async def classify_one(self, text: str) -> tuple[Prediction, bool]:
         if self._batcher is None:
-            predictions, fell_back = self.classify([text])
+            # Short prompts take microseconds inline; a long one (bounded, but milliseconds) goes to a
+            # worker thread so it never holds up the event loop.
+            if len(text) <= INLINE_CHARS:
+                predictions, fell_back = self.classify([text])
+            else:
+                predictions, fell_back = await asyncio.to_thread(self.classify, [text])
             return predictions[0], fell_back
         try:
             return await self._batcher.classify(text), False
