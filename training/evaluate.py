@@ -78,6 +78,7 @@ class Report:
     overall: Scores
     japanese: Scores
     tier_agreement: float | None
+    english: Scores = field(default_factory=Scores)  # every prompt without kana
 
 
 ALWAYS_TRAINED_COPIES = 4
@@ -228,14 +229,17 @@ def evaluate(classifier: Classifier, examples: Sequence[Example], policy: Policy
     truth = [e.task for e in examples]
     predicted = [p.task for p in predictions]
     ja = [i for i, e in enumerate(examples) if e.japanese]
+    en = [i for i, e in enumerate(examples) if not e.japanese]
     return Report(score(truth, predicted), score([truth[i] for i in ja], [predicted[i] for i in ja]),
-                  tier_agreement(examples, predictions, policy) if policy else None)
+                  tier_agreement(examples, predictions, policy) if policy else None,
+                  score([truth[i] for i in en], [predicted[i] for i in en]))
 
 
 def format_report(report: Report) -> str:
     lines = []
-    for name, s in (("all", report.overall), ("japanese", report.japanese)):
-        lines.append(f"{name}: n={s.n} accuracy={s.accuracy:.3f} macro-F1={s.macro_f1:.3f}")
+    for name, s in (("all", report.overall), ("japanese", report.japanese), ("english", report.english)):
+        if s.n or name == "all":
+            lines.append(f"{name}: n={s.n} accuracy={s.accuracy:.3f} macro-F1={s.macro_f1:.3f}")
     if report.tier_agreement is not None:
         lines.append(f"tier agreement: {report.tier_agreement:.3f}")
     lines.append(f"{'label':<16} {'prec':>6} {'recall':>6} {'f1':>6} {'n':>5}")
@@ -271,7 +275,8 @@ def as_json(report: Report) -> dict[str, Any]:
         return {"n": s.n, "accuracy": s.accuracy, "macro_f1": s.macro_f1, "per_label": s.per_label,
                 "confusion": {k: dict(v) for k, v in s.confusion.items()}}
 
-    return {"all": plain(report.overall), "japanese": plain(report.japanese), "tier_agreement": report.tier_agreement}
+    return {"all": plain(report.overall), "japanese": plain(report.japanese), "english": plain(report.english),
+            "tier_agreement": report.tier_agreement}
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -279,7 +284,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, load_seed
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="a labeled JSONL file")
+    source.add_argument("--suite", type=Path, metavar="DATA_DIR",
+                        help="score every public set of training/benchmarks.py found under DATA_DIR "
+                             "(../shared/data): the dolly-15k-ja test split, MT-Bench and Vicuna in English and "
+                             "Japanese, MBPP")
     parser.add_argument("--backend", choices=["keyword", "onnx"], default="keyword")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -288,12 +298,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--split-seed", type=int, default=13)
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
-        examples = load_examples(args.data)
+        if args.suite:
+            from training.benchmarks import suite
+
+            sets = suite(args.suite)
+        else:
+            examples = load_examples(args.data)
+            if args.held_out:
+                examples = split(examples, args.held_out, args.split_seed)[1]
+            sets = {str(args.data): examples}
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.held_out:
-        examples = split(examples, args.held_out, args.split_seed)[1]
     if args.backend == "onnx":
         from router.classifier.onnx import OnnxClassifier
 
@@ -301,8 +317,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     else:
         classifier = KeywordClassifier()
     seed = load_seed(DEFAULT_CONFIG)
-    report = evaluate(classifier, examples, seed.policies[seed.default_policy])
-    print(json.dumps(as_json(report), indent=2) if args.json else format_report(report))
+    reports = {name: evaluate(classifier, examples, seed.policies[seed.default_policy])
+               for name, examples in sets.items()}
+    if args.json:
+        print(json.dumps({name: as_json(r) for name, r in reports.items()} if args.suite
+                         else as_json(next(iter(reports.values()))), indent=2))
+    elif args.suite:
+        print(f"{'set':<20} {'n':>5} {'accuracy':>9} {'macro-F1':>9} {'tier agr.':>9}")
+        for name, r in reports.items():
+            print(f"{name:<20} {r.overall.n:>5} {r.overall.accuracy:>9.3f} {r.overall.macro_f1:>9.3f} "
+                  f"{r.tier_agreement or 0:>9.3f}")
+    else:
+        print(format_report(next(iter(reports.values()))))
     return 0
 
 
