@@ -23,7 +23,8 @@ def write(path: Path, rows: list[dict[str, object]]) -> Path:
 DOLLY = [{"index": "0", "instruction": "要約して", "input": "長い文章。", "category": "summarization"},
          {"index": "1", "instruction": "日本の首都は？", "input": "", "category": "open_qa"},
          {"index": "10", "instruction": "分類して", "input": "", "category": "classification"},
-         {"index": "11", "instruction": "名前を抜き出して", "input": "田中さんと鈴木さん", "category": "information_extraction"}]
+         {"index": "11", "instruction": "名前を抜き出して", "input": "田中さんと鈴木さん",
+          "category": "information_extraction"}]
 
 
 def test_dolly_test_split_is_index_mod_10_and_pasted_material_follows_the_instruction(tmp_path: Path) -> None:
