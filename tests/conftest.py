@@ -143,9 +143,11 @@ def write_config(tmp_path: Path, *, timeout_s: float = 2.0, max_retries: int = 1
 
 
 def make_runtime(db_url: str, config: Path, simulator: Simulator, **settings: Any) -> Runtime:
+    # The keyword classifier unless a test asks for another: these tests are about serving, and its
+    # predictions are fixed by its cue words (the shipped model has tests of its own).
     base = Settings.from_env({"DATABASE_URL": db_url, "ROUTER_CONFIG": str(config),
                               "ROUTER_POLICY_REFRESH_S": "0.2", "ROUTER_SIMULATOR": "off",
-                              "ROUTER_SPILL_FILE": str(config.parent / "spill.jsonl")})
+                              "ROUTER_SPILL_FILE": str(config.parent / "spill.jsonl"), "ROUTER_CLASSIFIER": "keyword"})
     fields = {**base.__dict__, **settings}
     return build_runtime(Settings(**fields), environ={}, simulator_url=simulator.base_url)
 

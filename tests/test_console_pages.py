@@ -30,6 +30,7 @@ def console(tmp_path: Path, simulator: Simulator, monkeypatch: pytest.MonkeyPatc
     url = f"sqlite:///{tmp_path / 'console.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("ROUTER_CONFIG", str(write_config(tmp_path, base_url=simulator.base_url)))
+    monkeypatch.setenv("ROUTER_CLASSIFIER", "keyword")  # the pages' tests need its fixed predictions
     monkeypatch.delenv("NVIDIA_API_KEY", raising=False)
     monkeypatch.chdir(ROOT)
     yield url
@@ -287,6 +288,7 @@ def test_pages_on_postgres(postgres_url: str, tmp_path: Path, simulator: Simulat
                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", postgres_url)
     monkeypatch.setenv("ROUTER_CONFIG", str(write_config(tmp_path, base_url=simulator.base_url)))
+    monkeypatch.setenv("ROUTER_CLASSIFIER", "keyword")
     try:
         at = app()
         assert any("**Database:** Postgres 127.0.0.1:5432/test" in m.value for m in at.sidebar.markdown)

@@ -39,6 +39,7 @@ def console(big_database: str, tmp_path: Path, simulator: Simulator, monkeypatch
             ) -> Iterator[None]:
     monkeypatch.setenv("DATABASE_URL", big_database)
     monkeypatch.setenv("ROUTER_CONFIG", str(write_config(tmp_path, base_url=simulator.base_url)))
+    monkeypatch.setenv("ROUTER_CLASSIFIER", "keyword")
     yield
     st.cache_resource.clear()
 

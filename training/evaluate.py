@@ -157,7 +157,7 @@ def example(row: Mapping[str, Any]) -> Example:
     """A labeled row ({"prompt", "task" or "correct_task", "context", "selection"}) as an Example;
     rows drawn by a model's ranking are train-only."""
     return Example(row["prompt"], row.get("task") or row["correct_task"], row.get("context") or "",
-                   train_only=row.get("selection") == RANKED_SELECTION)
+                   train_only=row.get("selection") == RANKED_SELECTION or row.get("train_only") is True)
 
 
 def load_examples(path: Path) -> list[Example]:

