@@ -251,7 +251,7 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-# The quality a build must reach before `auto` may pick it (the targets).
+# The quality targets every build is checked against; its card marks each met or MISSED.
 TARGET_MACRO_F1 = 0.85
 TARGET_TIER_AGREEMENT = 0.93
 

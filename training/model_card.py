@@ -103,8 +103,9 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "These three prompts are a development check rather than an unbiased test (the glossary's "
               "verb rule was shaped on them); the held-out figures are the measure.", "",
               "## Targets", "", "```", targets_text, "```", "",
-              "A build that meets every target may be written to `models/prompt-classifier/`, where "
-              "`ROUTER_CLASSIFIER=auto` picks it up; one that misses any ships as an opt-in preview.", "",
+              "The best measured build that beats the keyword classifier on every evaluation set ships as "
+              "`models/prompt-classifier/`, which `ROUTER_CLASSIFIER=auto` picks up; the targets it misses are "
+              "marked MISSED above and stay open.", "",
               "## Batching", "",
               "`model.onnx` is dynamically quantized: its int8 activation scales are computed over the whole "
               "input batch, so a prompt's probabilities would shift with the prompts batched beside it. The ONNX "

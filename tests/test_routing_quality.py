@@ -1,0 +1,38 @@
+"""bench/routing_quality.py's arithmetic against small cases computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.routing_quality import Item, apgr, cpt, pgr, quality_curve
+
+# Four prompts: the strong model is right on 0, 1, 2; the weak one on 2 and 3.
+ITEMS = [Item("a", 1, 0), Item("b", 1, 0), Item("c", 1, 1), Item("d", 0, 1)]
+
+
+def test_the_quality_curve_sends_the_highest_scored_prompts_to_the_strong_model() -> None:
+    assert quality_curve(ITEMS, [4, 3, 2, 1]) == [0.5, 0.75, 1.0, 1.0, 0.75]
+    assert quality_curve(ITEMS, [1, 2, 3, 4]) == [0.5, 0.25, 0.25, 0.5, 0.75]
+
+
+def test_pgr_apgr_and_cpt_by_hand() -> None:
+    best = quality_curve(ITEMS, [4, 3, 2, 1])  # weak 0.5, strong 0.75
+    assert pgr(best) == [0.0, 1.0, 2.0, 2.0, 1.0]
+    # trapezoids of width 1/4: (0+1)/2 + (1+2)/2 + (2+2)/2 + (2+1)/2 = 5.5, times 1/4
+    assert apgr(best) == pytest.approx(1.375)
+    assert cpt(best, 0.5) == 0.25 and cpt(best, 0.8) == 0.25
+    worst = quality_curve(ITEMS, [1, 2, 3, 4])
+    assert pgr(worst) == [0.0, -1.0, -1.0, 0.0, 1.0]
+    assert apgr(worst) == pytest.approx((-0.5 - 1 - 0.5 + 0.5) / 4)
+    assert cpt(worst, 0.5) == 1.0
+
+
+def test_a_router_that_ignores_the_prompt_averages_half_the_gap() -> None:
+    items = [Item(str(i), float(i % 3 == 0), float(i % 5 == 0)) for i in range(60)]
+    # every ordering averaged is the random router; all prompts scored the same keeps the input order,
+    # so average over rotations of one ordering: the mean curve is the straight line from weak to strong
+    total = 0.0
+    for shift in range(60):
+        scores = [float((i + shift) % 60) for i in range(60)]
+        total += apgr(quality_curve(items, scores))
+    assert total / 60 == pytest.approx(0.5, abs=0.02)
