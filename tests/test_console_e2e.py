@@ -32,6 +32,9 @@ def console_url(tmp_path: Path) -> Iterator[tuple[str, str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "ROUTER_CONFIG", "NVIDIA_API_KEY") and not k.startswith("ROUTER_")}
+    # The flow through the pages is under test here, with the keyword classifier's fixed predictions;
+    # the shipped model's own behaviour is tests/test_shipped_classifier.py's.
+    env["ROUTER_CLASSIFIER"] = "keyword"
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",

@@ -1,7 +1,7 @@
-"""The opt-in classifier artifact that ships in models/prompt-classifier-preview: it loads on
-CPU, keeps the contract, stays small and documented, reads English prompts and the seed
-policy's Japanese examples (through its glossary), gives a prompt the same prediction alone or
-batched, and `auto` does not pick it (it has not met every target; see its model card)."""
+"""The default classifier that ships in models/prompt-classifier: multilingual-e5-small fine-tuned
+on labeled English and Japanese prompts. It loads on CPU, `auto` picks it, it keeps the contract,
+stays small and documented, gives a handful of clear English and Japanese prompts per label their
+label, routes the seed conversation, and gives a prompt the same prediction alone or batched."""
 
 from __future__ import annotations
 
@@ -10,63 +10,82 @@ import json
 import pytest
 
 from router.classifier import COMPLEXITY_WEIGHTS, TASK_LABELS
-from router.classifier.artifact import GLOSSARY_FILE
 from router.classifier.onnx import OnnxClassifier
+from router.classifier.text import join_turn_and_context
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, Settings, load_seed
 from router.runtime import make_classifier
 from training.evaluate import format_seed_routing, seed_routing
 
-SHIPPED = DEFAULT_MODEL.parent / "prompt-classifier-preview"
+PER_LABEL = {
+    # One English and one Japanese prompt per label where the model reads both; the misses of this
+    # build on such prompts are listed in its model card (a Japanese closed question read as Extraction,
+    # a Japanese summary request read as Text Generation, keyboard noise read as Chatbot).
+    "Open QA": ["Why is the sky blue?", "日本で一番高い山は何ですか？"],
+    "Closed QA": ["Based on the passage below, when did the company go public?\n\nAcme was founded in 1990 and "
+                  "listed on the NYSE in 1998."],
+    "Summarization": ["Summarize this article in three sentences:\n\nThe city council voted on Tuesday to expand "
+                      "the bike lane network, citing safety data and rising ridership."],
+    "Text Generation": ["Write a short poem about the ocean at night.", "秋の夕暮れについての短い詩を書いてください。"],
+    "Code Generation": ["Write a Python function that checks whether a string is a palindrome.",
+                        "Pythonでソートアルゴリズムを実装して"],
+    "Chatbot": ["Hi there! How's your day going?", "こんにちは！元気ですか？"],
+    "Classification": ["Classify each of these as a fruit or a vegetable: apple, carrot, banana, spinach.",
+                       "次のレビューをポジティブかネガティブに分類してください：「最悪の対応でした」"],
+    "Rewrite": ["Rewrite this sentence to sound more formal: hey, can u send me the report asap?",
+                "この文をもっと丁寧な表現に書き直してください：「明日までにやっといて」"],
+    "Brainstorming": ["Give me ten ideas for a team-building event.",
+                      "新しいカフェの名前のアイデアをいくつか考えてください。"],
+    "Extraction": ["Extract all the dates mentioned in this text: The meeting moved from March 3 to April 10, and "
+                   "the launch is on May 1.",
+                   "次の文章から人名をすべて抜き出してください。\n\n田中さんと佐藤さんが会議に参加し、鈴木さんは欠席した。"],
+    "Other": ["続けて"],
+}
 
 
 @pytest.fixture(scope="module")
 def model() -> OnnxClassifier:
-    return OnnxClassifier(SHIPPED)
+    return OnnxClassifier(DEFAULT_MODEL)
 
 
 def test_the_artifact_is_trained_small_and_documented() -> None:
-    labels = json.loads((SHIPPED / "labels.json").read_text())
+    labels = json.loads((DEFAULT_MODEL / "labels.json").read_text())
     assert not labels.get("untrained") and labels["tasks"] == list(TASK_LABELS)
-    committed = ("model.onnx", "tokenizer.json", "labels.json", GLOSSARY_FILE)
-    assert sum((SHIPPED / name).stat().st_size for name in committed) < 30e6
-    card = (SHIPPED / "MODEL_CARD.md").read_text()
-    assert "macro-F1" in card and "sharegpt" in card and "jp-prompt" in card and "JMdict" in card
+    committed = ("model.onnx", "tokenizer.json", "labels.json")
+    assert sum((DEFAULT_MODEL / name).stat().st_size for name in committed) < 60e6
+    card = (DEFAULT_MODEL / "MODEL_CARD.md").read_text()
+    for needed in ("macro-F1", "multilingual-e5-small", "databricks-dolly-15k-ja", "CC BY-SA 3.0", "team-written"):
+        assert needed in card, needed
 
 
-def test_it_loads_on_cpu_and_keeps_the_contract(model: OnnxClassifier) -> None:
-    assert model.provider == "CPUExecutionProvider"
-    texts = ["Write a Python function that merges two sorted lists", "Summarize this email: hi all, the launch "
-             "moved to May.", "hello!", "", "x" * 100_000]
+def test_auto_picks_it_on_the_cpu() -> None:
+    classifier, error = make_classifier(Settings.from_env({}))
+    info = classifier.info()
+    assert error is None and info["backend"] == "onnx" and info["provider"] == "CPUExecutionProvider"
+
+
+def test_it_keeps_the_contract(model: OnnxClassifier) -> None:
+    texts = ["Write a Python function that merges two sorted lists", "hello!", "", "x" * 100_000, "日本語" * 5000]
     predictions = model.classify(texts)
     assert len(predictions) == len(texts)
     for p in predictions:
         assert set(p.probabilities) == set(TASK_LABELS) and sum(p.probabilities.values()) == pytest.approx(1.0)
         assert p.task == max(p.probabilities, key=p.probabilities.__getitem__)
         assert set(p.dimensions) == set(COMPLEXITY_WEIGHTS) and 0.0 <= p.complexity <= 1.0
-    assert predictions[0].task == "Code Generation"
-    assert predictions[1].task == "Summarization"
 
 
-def test_auto_keeps_the_keyword_classifier_and_onnx_takes_the_shipped_model() -> None:
-    classifier, error = make_classifier(Settings.from_env({}))
-    assert error is None and classifier.info()["backend"] == "keyword"
-    classifier, error = make_classifier(Settings.from_env({"ROUTER_CLASSIFIER": "onnx",
-                                                           "ROUTER_CLASSIFIER_MODEL": str(SHIPPED)}))
-    assert error is None and classifier.info()["backend"] == "onnx"
+@pytest.mark.parametrize(("task", "prompt"), [(task, prompt) for task, prompts in PER_LABEL.items()
+                                              for prompt in prompts])
+def test_clear_prompts_get_their_label(model: OnnxClassifier, task: str, prompt: str) -> None:
+    assert model.classify([prompt])[0].task == task
 
 
-def test_the_seed_policys_examples_route_right(model: OnnxClassifier) -> None:
-    assert model.pre.glossary is not None
+def test_the_seed_conversation(model: OnnxClassifier) -> None:
     seed = load_seed(DEFAULT_CONFIG)
     rows = seed_routing(model, seed.policies[seed.default_policy])
-    assert all(r.routed_right for r in rows), format_seed_routing(rows)
-    # The code and the explanation requests must be read as such; the follow-up routes right
-    # through a neighbouring label of the same tier (Summarization for Rewrite: see the model card).
-    assert [r.predicted for r in rows[:2]] == ["Code Generation", "Open QA"], format_seed_routing(rows)
+    assert [r.predicted for r in rows] == ["Code Generation", "Open QA", "Rewrite"], format_seed_routing(rows)
 
 
 def test_a_prompt_gets_the_same_prediction_alone_or_batched(model: OnnxClassifier) -> None:
     texts = ["Pythonでソートアルゴリズムを実装して", "Summarize this email: the launch moved to May.",
-             "x " * 400, "hello!"]
-    assert model.one_per_run
+             join_turn_and_context("もっと簡潔にまとめて", "user: 説明して\nassistant: はい。"), "hello!"]
     assert model.classify(texts) == [model.classify([t])[0] for t in texts]
