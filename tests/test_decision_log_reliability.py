@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import wait
@@ -28,8 +27,8 @@ from storage.models import DEAD_LETTERS
 from storage.queries import get_decision, list_decisions
 from storage.record import DecisionRecord
 from storage.storable import NUL_STANDIN, SURROGATE_STANDIN, storable
-from tests.conftest import Api, Simulator, free_port, wait_until_up, write_config
-from tests.test_fault_tolerance import Proxy
+from tests.conftest import Api, Simulator, free_port, write_config
+from tests.test_fault_tolerance import Proxy, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 QA = [{"role": "user", "content": "What is the capital of France?"}]
@@ -123,16 +122,9 @@ def test_rows_left_at_shutdown_are_spilled_and_written_by_the_next_start(tmp_pat
 
 
 def _serve(tmp_path: Path, db_url: str, config: Path, port: int, **env: str) -> subprocess.Popen[str]:
-    full_env = {**os.environ, "DATABASE_URL": db_url, "ROUTER_CONFIG": str(config), "ROUTER_SIMULATOR": "off",
-                "ROUTER_SPILL_FILE": str(tmp_path / "spill.jsonl"), **env}
-    proc = subprocess.Popen([sys.executable, "-m", "router", "serve", "--port", str(port)], cwd=tmp_path,
-                            env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/health?tiers=0", proc)
-    except AssertionError:
-        proc.kill()
-        raise
-    return proc
+    # At the default log level, so that what a user sees at start and at shutdown is checked.
+    return start_serve(tmp_path, db_url, config, port, log_level="info", capture=True, ROUTER_SIMULATOR="off",
+                       ROUTER_SPILL_FILE=str(tmp_path / "spill.jsonl"), **env)
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[float, str]:

@@ -31,10 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 QA = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def start_serve(tmp_path: Path, db_url: str, config: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": db_url, "ROUTER_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "router", "--log-level", "warning", "serve", "--port", str(port)],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_serve(tmp_path: Path, db_url: str, config: Path, port: int, *, log_level: str = "warning",
+                capture: bool = False, **env: str) -> subprocess.Popen:
+    """`router serve` as a process; with capture its output is kept (proc.communicate() reads it)."""
+    full_env = {**os.environ, "DATABASE_URL": db_url, "ROUTER_CONFIG": str(config), "PYTHONPATH": str(ROOT), **env}
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "router", "--log-level", log_level, "serve", "--port", str(port)],
+                            cwd=tmp_path, env=full_env, stdout=output,
+                            stderr=subprocess.STDOUT if capture else subprocess.DEVNULL, text=True)
     try:
         wait_until_up(f"http://127.0.0.1:{port}/health?tiers=0", proc)
     except AssertionError:
