@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import command_line
+from training.evaluate import jsonl_rows
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 # RouteLLM's best published APGR on MT-Bench (arXiv 2406.18665, as cited in the routing-quality
@@ -77,7 +78,7 @@ def cpt(curve: Sequence[float], target: float) -> float:
 def _contaminated(path: Path) -> set[str]:
     if not path.is_file():
         return set()
-    return {json.loads(line)["eval_prompt"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    return {json.loads(line)["eval_prompt"] for _, line in jsonl_rows(path)}
 
 
 def _bool(text: str) -> float:
@@ -108,15 +109,13 @@ def load_mt_bench(root: Path) -> list[Item]:
     folder = root / "routellm" / "routellm" / "evals" / "mt_bench"
     drop = _contaminated(folder / "contaminated_prompts.jsonl")
     questions = {}
-    for line in (folder / "question.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            q = json.loads(line)
-            questions[q["question_id"]] = q["turns"]
+    for _, line in jsonl_rows(folder / "question.jsonl"):
+        q = json.loads(line)
+        questions[q["question_id"]] = q["turns"]
     scores: dict[tuple[int, int, str], float] = {}
-    for line in (folder / "judgements.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            j = json.loads(line)
-            scores[(j["question_id"], j["turn"], j["model"])] = float(j["score"])
+    for _, line in jsonl_rows(folder / "judgements.jsonl"):
+        j = json.loads(line)
+        scores[(j["question_id"], j["turn"], j["model"])] = float(j["score"])
     items = []
     for qid, turns in sorted(questions.items()):
         for turn, text in enumerate(turns, 1):

@@ -40,7 +40,7 @@ class StreamResult:
 
 
 @dataclass
-class Completion:
+class CompletionResult:
     body: dict[str, Any]
     plan: RoutePlan
 
@@ -60,7 +60,7 @@ class Engine:
 
     # -- front doors ------------------------------------------------------------------------
 
-    async def chat(self, body: Any, *, source: str, request_id: str | None = None) -> Completion | StreamResult:
+    async def chat(self, body: Any, *, source: str, request_id: str | None = None) -> CompletionResult | StreamResult:
         """A chat completion request as a client sent it (a parsed JSON body)."""
         try:
             req = parse_chat_request(body, source=source)
@@ -82,14 +82,12 @@ class Engine:
         """The decision only: no upstream call, nothing recorded."""
         return (await self.plan(req)).summary()
 
-    async def complete(self, req: ChatRequest) -> Completion:
+    async def complete(self, req: ChatRequest) -> CompletionResult:
         plan = await self._plan_or_refuse(req)
         try:
             result = await self.tiers.complete(plan.policy, plan.chain, self._payload(req))
-        except AllTiersFailed as exc:
-            raise await self._give_up(plan, exc) from None
-        except TierRejected as exc:
-            raise await self._rejected_by_tier(plan, exc) from None
+        except (AllTiersFailed, TierRejected) as exc:
+            raise await self._upstream_error(plan, exc) from None
         plan.answered_by = result.tier
         body = result.body
         body["model"] = result.model
@@ -98,16 +96,14 @@ class Engine:
         outcome = Outcome(tier=result.tier, model=result.model, attempts=result.attempts, response=text)
         outcome.set_usage(req, usage.get("prompt_tokens"), usage.get("completion_tokens"), text)
         await self._finish(plan, outcome)
-        return Completion(body, plan)
+        return CompletionResult(body, plan)
 
     async def stream(self, req: ChatRequest) -> StreamResult:
         plan = await self._plan_or_refuse(req)
         try:
             opened = await self.tiers.open_stream(plan.policy, plan.chain, self._payload(req))
-        except AllTiersFailed as exc:
-            raise await self._give_up(plan, exc) from None
-        except TierRejected as exc:
-            raise await self._rejected_by_tier(plan, exc) from None
+        except (AllTiersFailed, TierRejected) as exc:
+            raise await self._upstream_error(plan, exc) from None
         outcome = Outcome(tier=opened.tier, model=opened.model, attempts=opened.attempts,
                           ttft_ms=(time.perf_counter() - plan.started) * 1000)
         plan.answered_by = opened.tier
@@ -208,17 +204,17 @@ class Engine:
                 self.recorder.finish_nowait(plan, outcome)
             await opened.aclose()
 
-    async def _give_up(self, plan: RoutePlan, exc: AllTiersFailed) -> APIError:
-        """Record the failed turn and return the error for the client: 504 if every try timed out."""
-        status = 504 if exc.all_timeouts else 502
-        await self._finish(plan, Outcome(status="error", http_status=status, error=str(exc), attempts=exc.attempts))
-        return APIError(status, str(exc), type="upstream_error", code="all_tiers_failed", headers=plan.headers)
-
-    async def _rejected_by_tier(self, plan: RoutePlan, exc: TierRejected) -> APIError:
-        """The tier said the request is invalid: the client gets the tier's status and message."""
-        await self._finish(plan, Outcome(status="error", http_status=exc.status, error=str(exc)[:2000],
-                                         tier=None, attempts=exc.attempts))
-        return APIError(exc.status, str(exc), code="upstream_rejected", headers=plan.headers)
+    async def _upstream_error(self, plan: RoutePlan, exc: AllTiersFailed | TierRejected) -> APIError:
+        """Record the failed turn and return the error for the client: the tier's own status when it
+        refused the request as invalid, else 502 (504 if every try timed out)."""
+        if isinstance(exc, TierRejected):
+            error = APIError(exc.status, str(exc), code="upstream_rejected", headers=plan.headers)
+        else:
+            error = APIError(504 if exc.all_timeouts else 502, str(exc), type="upstream_error",
+                             code="all_tiers_failed", headers=plan.headers)
+        await self._finish(plan, Outcome(status="error", http_status=error.status, error=str(exc),
+                                         attempts=exc.attempts))
+        return error
 
     async def _finish(self, plan: RoutePlan, outcome: Outcome) -> None:
         if outcome.status == "ok" and outcome.tier is not None:

@@ -18,7 +18,7 @@ from router.classifier import KeywordClassifier, Prediction
 from router.classifier.guarded import GuardedClassifier
 from router.classifier.prediction import TASK_LABELS
 from router.config import DEFAULT_CONFIG, load_seed
-from router.engine import Completion, Engine, StreamResult
+from router.engine import CompletionResult, Engine, StreamResult
 from router.errors import APIError
 from router.metrics import Metrics
 from router.policy_registry import PolicyRegistry
@@ -108,7 +108,7 @@ def chat(text: str, **extra: Any) -> dict[str, Any]:
 
 def test_a_routed_answer_is_recorded_with_its_cost(harness: Harness) -> None:
     result = harness.run(harness.engine.chat(chat("Summarize this article in three lines"), source="api"))
-    assert isinstance(result, Completion)
+    assert isinstance(result, CompletionResult)
     assert result.body["model"] == "meta/llama3-8b-instruct" and result.plan.choice.tier == "llama-3-8b"
     row = get_decision(harness.db, result.plan.decision_id)
     assert row is not None and row.status == "ok" and row.task == "Summarization" and row.tier == "llama-3-8b"
@@ -160,7 +160,7 @@ def test_a_low_confidence_follow_up_stays_on_the_conversations_tier(harness: Har
     follow = chat("Implement quicksort")
     follow["messages"] += [{"role": "assistant", "content": "def qs(): ..."}, {"role": "user", "content": "shorter"}]
     second = harness.run(harness.engine.chat(follow, source="api"))
-    assert isinstance(first, Completion) and isinstance(second, Completion)
+    assert isinstance(first, CompletionResult) and isinstance(second, CompletionResult)
     assert second.plan.choice.rule == "confidence_floor"
     assert second.plan.choice.tier == first.plan.answered_by
 

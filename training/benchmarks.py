@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from training.evaluate import Example
+from training.evaluate import Example, jsonl_rows
 
 DOLLY = {"open_qa": "Open QA", "general_qa": "Open QA", "closed_qa": "Closed QA",
          "information_extraction": "Extraction", "summarization": "Summarization",
@@ -33,14 +33,14 @@ class BenchmarkError(ValueError):
     pass
 
 
-def _rows(path: Path) -> Iterator[dict[str, Any]]:
+def read_objects(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file (lines split as training.evaluate.jsonl_rows splits them);
+    a missing file or a line that is not JSON is a named error."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = jsonl_rows(path)
     except OSError as exc:
         raise BenchmarkError(f"{path}: {exc.strerror or exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for number, line in lines:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -61,14 +61,14 @@ def dolly_prompt(row: dict[str, Any]) -> str:
 
 def dolly_ja(path: Path, *, test: bool) -> list[Example]:
     """dolly-15k-ja's test split (test=True) or the rest."""
-    return [Example(dolly_prompt(row), DOLLY[row["category"]]) for row in _rows(path)
+    return [Example(dolly_prompt(row), DOLLY[row["category"]]) for row in read_objects(path)
             if row.get("category") in DOLLY and is_dolly_test(row) == test and dolly_prompt(row)]
 
 
 def first_turns(path: Path) -> list[Example]:
     """MT-Bench / Vicuna style files: each question's first turn, labeled by its category."""
     out = []
-    for row in _rows(path):
+    for row in read_objects(path):
         turns = row.get("turns") or []
         task = ABILITIES.get(str(row.get("category")))
         if task and turns and str(turns[0]).strip():
@@ -77,7 +77,7 @@ def first_turns(path: Path) -> list[Example]:
 
 
 def mbpp(path: Path) -> list[Example]:
-    return [Example(str(row["text"]).strip(), "Code Generation") for row in _rows(path) if row.get("text")]
+    return [Example(str(row["text"]).strip(), "Code Generation") for row in read_objects(path) if row.get("text")]
 
 
 SUITE: dict[str, tuple[str, Callable[[Path], list[Example]]]] = {

@@ -160,11 +160,11 @@ def dolly_examples(path: Path, per_label: int, seed: int) -> list[dict[str, Any]
     """databricks-dolly-15k-ja's training rows (never its test split: index % 10 == 0), at most
     `per_label` per mapped task, drawn at random; train-only, so the held-out split of the other
     sources stays as it is."""
-    from training.benchmarks import DOLLY, BenchmarkError, _rows, dolly_prompt, is_dolly_test
+    from training.benchmarks import DOLLY, BenchmarkError, dolly_prompt, is_dolly_test, read_objects
 
     by_task: dict[str, list[dict[str, Any]]] = {}
     try:
-        for row in _rows(path):
+        for row in read_objects(path):
             if row.get("category") in DOLLY and not is_dolly_test(row) and dolly_prompt(row):
                 by_task.setdefault(DOLLY[row["category"]], []).append(row)
     except BenchmarkError as exc:
