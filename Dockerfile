@@ -2,7 +2,7 @@
 #   docker build -t llm-router .
 #   docker run -p 8000:8000 llm-router                       # OpenAI-compatible API
 #   docker run -p 8000:8000 -e NVIDIA_API_KEY=... llm-router  # real NIM tiers
-#   docker run -p 8501:8501 llm-router streamlit run app.py --server.address 0.0.0.0   # the console
+#   docker run -p 8501:8501 llm-router python -m router console --host 0.0.0.0   # the console
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \

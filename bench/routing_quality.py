@@ -2,7 +2,7 @@
 strong model's advantage a router recovers for each share of calls it sends to the strong model.
 Not a test; prints its figures with the command that produced them.
 
-    python -m bench.routing_quality --data ../shared/data/routing [--sets mt-bench gsm8k mmlu]
+    python -m bench.routing_quality --data ../shared/data/routing [--sets mt-bench gsm8k mmlu routerbench]
 
 A router here is a score per prompt: the prompts it scores highest go to the strong model.
 PGR(x) = (quality at strong-call share x - weak quality) / (strong quality - weak quality);
@@ -10,6 +10,12 @@ APGR is the area under PGR over x in [0, 1] (trapezoid over every share n/N; a r
 scores 0.5); CPT(p) is the smallest strong-call share whose PGR reaches p (RouteLLM, arXiv
 2406.18665, section 5). RouteLLM's own contamination lists are dropped before scoring, as they do.
 These files are the test: nothing is trained or tuned on them.
+
+On RouterBench's test files (ARC-Challenge, MBPP, WinoGrande; a 0/1 outcome and a USD cost per
+prompt for 11 models) the seed policy runs with its three tiers played by three RouterBench
+models (ROUTERBENCH_TIERS says which and why); quality kept is its mean score over GPT-4's, cost
+saved one minus its cost over GPT-4's, beside single models, the per-prompt oracles and a
+difficulty threshold between the small and the strong model swept over its range.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 
 from bench.common import command_line
 from training.evaluate import jsonl_rows
+from training.outcomes import ROUTERBENCH_STRONG, ROUTERBENCH_TEST, RouterBenchRow, routerbench_rows
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 # RouteLLM's best published APGR on MT-Bench (arXiv 2406.18665, as cited in the routing-quality
@@ -129,38 +136,104 @@ def load_mt_bench(root: Path) -> list[Item]:
 LOADERS: dict[str, Callable[[Path], list[Item]]] = {"mt-bench": load_mt_bench, "gsm8k": load_gsm8k,
                                                    "mmlu": load_mmlu}
 
+# The seed tiers played by RouterBench models: Llama 3 8B by Mistral-7B (the 7-8B class),
+# Llama 3 70B by Llama-2-70B (same family and size, one generation older), and the reasoning tier
+# (Nemotron Super 49B, the seed's strongest) by GPT-4, RouterBench's strongest.
+ROUTERBENCH_TIERS = {"llama-3-8b": "mistralai/mistral-7b-chat", "llama-3-70b": "meta/llama-2-70b-chat",
+                     "nemotron-super-49b": ROUTERBENCH_STRONG}
+SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
-def complexity_scores(items: Sequence[Item]) -> list[float]:
-    """The shipped classifier's complexity (what the seed policy's complexity rule reads)."""
+
+@dataclass(frozen=True)
+class Kept:
+    """A router's quality and cost on RouterBench, as shares of always using GPT-4."""
+
+    quality: float
+    saved: float
+
+
+def kept(rows: Sequence[RouterBenchRow], picks: Sequence[str]) -> Kept:
+    score = sum(r.scores[m] for r, m in zip(rows, picks, strict=True))
+    cost = sum(r.costs[m] for r, m in zip(rows, picks, strict=True))
+    strong_score = sum(r.scores[ROUTERBENCH_STRONG] for r in rows)
+    strong_cost = sum(r.costs[ROUTERBENCH_STRONG] for r in rows)
+    return Kept(score / strong_score if strong_score else 0.0, 1 - cost / strong_cost if strong_cost else 0.0)
+
+
+def oracle(row: RouterBenchRow, models: Sequence[str]) -> str:
+    """The cheapest model that got it right, else the cheapest."""
+    right = [m for m in models if row.scores[m] > 0]
+    return min(right or models, key=lambda m: row.costs[m])
+
+
+def routerbench_report(root: Path) -> list[tuple[str, Kept]]:
+    from router.classifier.text import join_turn_and_context
+    from router.config import DEFAULT_CONFIG, Settings, load_seed
+    from router.policy import decide
+    from router.runtime import make_classifier
+
+    rows = routerbench_rows(root, ROUTERBENCH_TEST)
+    seed = load_seed(DEFAULT_CONFIG)
+    policy = seed.policies[seed.default_policy]
+    classifier, _ = make_classifier(Settings.from_env())
+    predictions = []
+    texts = [join_turn_and_context(r.text, "") for r in rows]
+    for start in range(0, len(texts), 64):
+        predictions += classifier.classify(texts[start:start + 64])
+    models = sorted(rows[0].scores)
+    tiers = list(ROUTERBENCH_TIERS.values())
+    small, strong = ROUTERBENCH_TIERS["llama-3-8b"], ROUTERBENCH_STRONG
+    out = [(f"seed policy {policy.name} (tiers as mapped)",
+            kept(rows, [ROUTERBENCH_TIERS[decide(p, policy).tier] for p in predictions]))]
+    for t in SWEEP:
+        out.append((f"difficulty >= {t:.2f} to GPT-4, else Mistral-7B",
+                     kept(rows, [strong if p.difficulty >= t else small for p in predictions])))
+    best = max(models, key=lambda m: sum(r.scores[m] for r in rows))
+    for name, model in (("always GPT-4 (strong)", strong), ("always Llama-2-70B (70B tier)", tiers[1]),
+                        ("always Mistral-7B (small)", small), (f"best single model: {best}", best)):
+        out.append((name, kept(rows, [model] * len(rows))))
+    out.append(("oracle over the three tier models", kept(rows, [oracle(r, tiers) for r in rows])))
+    out.append(("oracle over all 11 models", kept(rows, [oracle(r, models) for r in rows])))
+    return out
+
+
+def classifier_scores(items: Sequence[Item]) -> dict[str, list[float]]:
+    """The shipped classifier's difficulty (what the seed policy's rules read) and its complexity
+    (what they read before), from one pass over the prompts as the server classifies them."""
     from router.classifier.text import join_turn_and_context
     from router.config import Settings
     from router.runtime import make_classifier
 
     classifier, _ = make_classifier(Settings.from_env())
     texts = [join_turn_and_context(it.prompt, it.context) for it in items]
-    out: list[float] = []
+    out: dict[str, list[float]] = {"difficulty (shipped classifier)": [], "complexity (shipped classifier)": []}
     for start in range(0, len(texts), 64):
-        out += [p.complexity for p in classifier.classify(texts[start:start + 64])]
+        for p in classifier.classify(texts[start:start + 64]):
+            out["difficulty (shipped classifier)"].append(p.difficulty)
+            out["complexity (shipped classifier)"].append(p.complexity)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="the routing data folder (../shared/data/routing)")
-    parser.add_argument("--sets", nargs="+", choices=list(LOADERS), default=list(LOADERS))
+    parser.add_argument("--sets", nargs="+", choices=[*LOADERS, "routerbench"], default=[*LOADERS, "routerbench"])
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     print(f"$ {command_line()}")
     print(f"{'set':<9} {'n':>6} {'router':<34} {'APGR':>6} {'CPT50':>6} {'CPT80':>6}")
     for name in args.sets:
+        if name == "routerbench":
+            continue
         try:
             items = LOADERS[name](args.data)
         except (OSError, KeyError, ValueError) as exc:
             print(f"error: {name}: {exc}", file=sys.stderr)
             return 2
-        curve = quality_curve(items, complexity_scores(items))
-        print(f"{name:<9} {len(items):>6} {'complexity (shipped classifier)':<34} {apgr(curve):>6.3f} "
-              f"{cpt(curve, 0.5):>6.1%} {cpt(curve, 0.8):>6.1%}")
+        for router, scores in classifier_scores(items).items():
+            curve = quality_curve(items, scores)
+            print(f"{name:<9} {len(items):>6} {router:<34} {apgr(curve):>6.3f} "
+                  f"{cpt(curve, 0.5):>6.1%} {cpt(curve, 0.8):>6.1%}")
         rng = random.Random(args.seed)
         draws = [quality_curve(items, [rng.random() for _ in items]) for _ in range(RANDOM_DRAWS)]
         mean = [sum(c[k] for c in draws) / RANDOM_DRAWS for k in range(len(items) + 1)]
@@ -169,6 +242,17 @@ def main(argv: list[str] | None = None) -> int:
         if name in PUBLISHED_BEST:
             label, figure = PUBLISHED_BEST[name]
             print(f"{name:<9} {'':>6} {label:<34} {figure:>6.3f}")
+    if "routerbench" in args.sets:
+        try:
+            report = routerbench_report(args.data)
+        except (OSError, KeyError, ValueError) as exc:
+            print(f"error: routerbench: {exc}", file=sys.stderr)
+            return 2
+        print("\nRouterBench test files (ARC-Challenge, MBPP, WinoGrande), shares of always-GPT-4; tiers: "
+              + ", ".join(f"{tier} = {model}" for tier, model in ROUTERBENCH_TIERS.items()))
+        print(f"{'router':<52} {'quality kept':>12} {'cost saved':>10}")
+        for label, value in report:
+            print(f"{label:<52} {value.quality:>12.3f} {value.saved:>10.1%}")
     return 0
 
 

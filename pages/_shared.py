@@ -25,6 +25,12 @@ def _engine(database_url: str | None, config_path: str, classifier: str) -> Bloc
     return BlockingEngine(build_runtime(Settings.from_env()))
 
 
+def warm_engine() -> None:
+    """Build the process's engine before any page asks (the `router console` launcher)."""
+    settings = Settings.from_env()
+    _engine(settings.database_url, str(settings.config_path), settings.classifier)
+
+
 def engine() -> BlockingEngine:
     """The process's engine, with policies refreshed so activations elsewhere show up."""
     settings = Settings.from_env()
@@ -100,10 +106,13 @@ def ms(value: float | None) -> str:
 def decision_line(d: Any) -> str:
     """One compact line under an answer: why it went where it went and what it cost."""
     parts = [f"**{d.task}** {d.confidence:.0%}" if d.task else "not classified"]
+    if getattr(d, "difficulty", None) is not None:
+        parts.append(f"difficulty {d.difficulty:.2f}")
     if d.complexity is not None:
         parts.append(f"complexity {d.complexity:.2f}")
     if d.rule:
-        parts.append(f"rule `{d.rule}`")
+        reason = getattr(d, "reason", None)
+        parts.append(f"rule `{d.rule}`" + (f" ({reason})" if reason else ""))
     if d.tier:
         parts.append(f"→ **{d.tier}** ({d.model})")
     if d.fallback:

@@ -30,8 +30,8 @@ else:
     table = pd.DataFrame(queue)
     table["created_at"] = pd.to_datetime(table["created_at"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     table["prompt"] = table["prompt"].fillna("").str.slice(0, 80)
-    st.dataframe(table[["created_at", "policy_name", "routed_tier", "tier", "task", "confidence", "complexity",
-                        "status", "source", "verdict", "prompt"]],
+    st.dataframe(table[["created_at", "policy_name", "routed_tier", "tier", "task", "confidence", "difficulty",
+                        "complexity", "status", "source", "verdict", "prompt"]],
                  hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.ProgressColumn(min_value=0, max_value=1, format="%.2f")})
 
@@ -54,7 +54,9 @@ else:
                                          title="Task probabilities")
                 probability_fig.update_yaxes(dtick=1, automargin=True)  # a label on every bar
                 st.plotly_chart(probability_fig, width="stretch")
-            st.markdown(f"Rule `{d.rule}` of {d.policy_name} v{d.policy_version}; complexity {d.complexity:.2f} "
+            difficulty = "–" if d.difficulty is None else f"{d.difficulty:.2f}"
+            st.markdown(f"Rule `{d.rule}` of {d.policy_name} v{d.policy_version}; difficulty {difficulty}, "
+                        f"complexity {d.complexity:.2f} "
                         f"({', '.join(f'{k} {v:.2f}' for k, v in (d.complexity_dims or {}).items())})")
         previous = reviews_for(database, decision_id)
         if previous:

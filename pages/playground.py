@@ -57,7 +57,9 @@ def show_decision(decision_id: str) -> None:
             left.dataframe(probs, hide_index=True, width="stretch")
             dims = pd.DataFrame(sorted((d.complexity_dims or {}).items()), columns=["dimension", "score"])
             right.dataframe(dims, hide_index=True, width="stretch")
-            right.caption(f"backend: {d.classifier_backend} · policy {d.policy_name} v{d.policy_version}")
+            difficulty = "–" if d.difficulty is None else f"{d.difficulty:.2f}"
+            right.caption(f"difficulty (chance a small tier falls short) {difficulty} · backend: "
+                          f"{d.classifier_backend} · policy {d.policy_name} v{d.policy_version}")
     key = f"feedback_{decision_id}"
     st.feedback("thumbs", key=key, on_change=record_feedback, args=(decision_id, key))
 

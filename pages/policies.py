@@ -117,9 +117,8 @@ with form_tab:
     st.markdown("**Rules** (first match wins; tasks are comma-separated labels: " + ", ".join(TASK_LABELS) + ")")
     rules = st.data_editor(pd.DataFrame(rules_to_rows(base), columns=list(RULE_COLUMNS)), num_rows="dynamic",
                            width="stretch", key="rules_editor",
-                           column_config={"complexity_min": st.column_config.NumberColumn(min_value=0.0, max_value=1.0),
-                                          "complexity_max": st.column_config.NumberColumn(min_value=0.0,
-                                                                                          max_value=1.0)})
+                           column_config={column: st.column_config.NumberColumn(min_value=0.0, max_value=1.0)
+                                          for column in RULE_COLUMNS if column.endswith(("_min", "_max"))})
     st.markdown("**Tiers** (prices in USD per 1M tokens)")
     tier_rows = st.data_editor(
         pd.DataFrame(tiers_to_rows(base), columns=list(TIER_COLUMNS)), num_rows="dynamic", width="stretch",

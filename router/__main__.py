@@ -1,4 +1,4 @@
-"""Command line: `python -m router serve | simulate | policy ... | keys ...`."""
+"""Command line: `python -m router serve | console | simulate | policy ... | keys ...`."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"tier simulator on http://{args.host}:{args.port}/v1 ({behaviour})", flush=True)
     uvicorn.run(create_app(behaviour), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
+
+
+def _console(args: argparse.Namespace) -> int:
+    from router.console import run
+
+    return run(args.host, args.port, headless=not args.browser, warm_first=not args.no_warm)
 
 
 def _policy(args: argparse.Namespace) -> int:
@@ -72,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--access-log", action="store_true")
     serve.set_defaults(func=_serve)
+
+    console = sub.add_parser("console", help="run the operator console (Streamlit), warmed before the first page")
+    console.add_argument("--host", default="127.0.0.1")
+    console.add_argument("--port", type=int, default=8501)
+    console.add_argument("--browser", action="store_true", help="open a browser tab once it is up")
+    console.add_argument("--no-warm", action="store_true", help="build the engine on the first page load instead")
+    console.set_defaults(func=_console)
 
     sim = sub.add_parser("simulate", help="run an OpenAI-compatible tier simulator")
     sim.add_argument("--host", default="127.0.0.1")

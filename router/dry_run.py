@@ -34,7 +34,8 @@ class DryRunReport:
 
 
 def replay(rows: Iterable[Mapping[str, Any]], draft: Policy, current: Policy | None = None) -> DryRunReport:
-    """Rows need task, task_probs, complexity, complexity_dims, routed_tier, tier, prompt_tokens,
+    """Rows need task, task_probs, complexity, complexity_dims, difficulty (None on rows logged before
+    it existed: the complexity stands in), routed_tier, tier, prompt_tokens,
     completion_tokens, pinned_tier and, where reviewed, correct_tier; with conversation_id (and
     created_at, turn to order them) a turn is decided with its conversation's previous tier, as
     live routing does: the tier the draft gave the previous turn, assumed to have answered it.
@@ -50,7 +51,8 @@ def replay(rows: Iterable[Mapping[str, Any]], draft: Policy, current: Policy | N
                 previous[conversation] = row["tier"]
             continue
         prediction = Prediction(row["task"], dict(row["task_probs"] or {}), float(row["complexity"] or 0.0),
-                                dict(row.get("complexity_dims") or {}), "replay")
+                                dict(row.get("complexity_dims") or {}), "replay",
+                                difficulty=-1.0 if row.get("difficulty") is None else float(row["difficulty"]))
         old = row["routed_tier"]
         new = decide(prediction, draft, previous.get(conversation) if conversation else None).tier
         if conversation and row.get("tier", old) is not None:

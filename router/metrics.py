@@ -24,6 +24,8 @@ class Metrics:
                                   buckets=FAST_BUCKETS, registry=r)
         self.classify = Histogram("router_classifier_seconds", "Classifier latency per prompt.", ["backend"],
                                   buckets=FAST_BUCKETS, registry=r)
+        self.difficulty = Histogram("router_difficulty", "Estimated chance a small tier falls short, by routed tier.",
+                                    ["routed_tier"], buckets=tuple(i / 10 for i in range(1, 11)), registry=r)
         self.ttft = Histogram("router_upstream_ttft_seconds", "Time to first token of streamed answers.", ["tier"],
                               buckets=LATENCY_BUCKETS, registry=r)
         self.total = Histogram("router_request_seconds", "Total request latency.", ["tier"],
@@ -51,6 +53,8 @@ class Metrics:
             self.decision.observe(record.route_ms / 1000)
         if record.classify_ms is not None:
             self.classify.labels(record.classifier_backend or "none").observe(record.classify_ms / 1000)
+        if record.difficulty is not None:
+            self.difficulty.labels(record.routed_tier or "none").observe(record.difficulty)
         if record.ttft_ms is not None:
             self.ttft.labels(tier).observe(record.ttft_ms / 1000)
         if record.total_ms is not None:

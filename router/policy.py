@@ -50,12 +50,14 @@ class Tier(_Strict):
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1_000_000
 
 
-class ComplexityRange(_Strict):
+class ScoreRange(_Strict):
+    """An inclusive range of a score in [0, 1] (complexity or difficulty)."""
+
     min: float = Field(default=0.0, ge=0, le=1)
     max: float = Field(default=1.0, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> ComplexityRange:
+    def _ordered(self) -> ScoreRange:
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
@@ -68,20 +70,34 @@ class Rule(_Strict):
     name: str = Field(min_length=1)
     tier: str = Field(min_length=1)
     tasks: tuple[str, ...] = ()
-    complexity: ComplexityRange | None = None
+    complexity: ScoreRange | None = None
+    difficulty: ScoreRange | None = Field(
+        default=None, description="Range of the estimated chance that a small tier's answer falls short.")
 
     @model_validator(mode="after")
     def _matches_something(self) -> Rule:
         unknown = [t for t in self.tasks if t not in TASK_LABELS]
         if unknown:
             raise ValueError(f"unknown task label(s) {unknown}; expected one of {list(TASK_LABELS)}")
-        if not self.tasks and self.complexity is None:
-            raise ValueError("a rule needs tasks, a complexity range, or both")
+        if not self.tasks and self.complexity is None and self.difficulty is None:
+            raise ValueError("a rule needs tasks, a difficulty or complexity range, or a combination")
         return self
 
     def matches(self, prediction: Prediction) -> bool:
         task_ok = not self.tasks or prediction.task in self.tasks
-        return task_ok and (self.complexity is None or self.complexity.contains(prediction.complexity))
+        return (task_ok and (self.complexity is None or self.complexity.contains(prediction.complexity))
+                and (self.difficulty is None or self.difficulty.contains(prediction.difficulty)))
+
+    def why(self, prediction: Prediction) -> str:
+        """What matched, in words: the decision line's explanation."""
+        parts = [f"task {prediction.task}"] if self.tasks else []
+        for name, span in (("difficulty", self.difficulty), ("complexity", self.complexity)):
+            if span is not None:
+                value = getattr(prediction, name)
+                bound = (f"≥ {span.min:.2f}" if span.max >= 1 else f"≤ {span.max:.2f}" if span.min <= 0
+                         else f"in [{span.min:.2f}, {span.max:.2f}]")
+                parts.append(f"{name} {value:.2f} {bound}")
+        return ", ".join(parts)
 
 
 class Policy(_Strict):
@@ -210,13 +226,15 @@ def decide(prediction: Prediction, policy: Policy, previous_tier: str | None = N
     """Pick a tier for one turn: low confidence keeps the conversation where it was,
     otherwise the first matching rule wins, otherwise the default tier."""
     if prediction.confidence < policy.confidence_floor:
+        unsure = f"{prediction.task} at {prediction.confidence:.2f}, below the floor {policy.confidence_floor:.2f}"
         if previous_tier is not None and previous_tier in policy.tiers:
-            return RouteChoice(previous_tier, CONFIDENCE_FLOOR, "below confidence floor; previous turn's tier")
-        return RouteChoice(policy.default_tier, CONFIDENCE_FLOOR, "below confidence floor; default tier")
+            return RouteChoice(previous_tier, CONFIDENCE_FLOOR, f"{unsure}; previous turn's tier")
+        return RouteChoice(policy.default_tier, CONFIDENCE_FLOOR, f"{unsure}; default tier")
     for rule in policy.rules:
         if rule.matches(prediction):
-            return RouteChoice(rule.tier, rule.name, "rule matched")
-    return RouteChoice(policy.default_tier, DEFAULT, "no rule matched")
+            return RouteChoice(rule.tier, rule.name, rule.why(prediction))
+    return RouteChoice(policy.default_tier, DEFAULT, f"no rule matched (task {prediction.task}, difficulty "
+                       f"{prediction.difficulty:.2f})")
 
 
 def diff_policies(old: Policy | dict[str, Any], new: Policy | dict[str, Any], *, old_label: str = "old",

@@ -8,14 +8,20 @@ from typing import Any
 
 from router.policy import Policy, PolicyError, parse_policy
 
-RULE_COLUMNS = ("name", "tasks", "complexity_min", "complexity_max", "tier")
+RULE_COLUMNS = ("name", "tasks", "difficulty_min", "difficulty_max", "complexity_min", "complexity_max", "tier")
+SCORES = ("difficulty", "complexity")
 TIER_COLUMNS = ("name", "model", "base_url", "api_key_env", "price_in", "price_out", "timeout_s", "max_retries")
 
 
 def rules_to_rows(policy: Policy) -> list[dict[str, Any]]:
-    return [{"name": r.name, "tasks": ", ".join(r.tasks),
-             "complexity_min": r.complexity.min if r.complexity else None,
-             "complexity_max": r.complexity.max if r.complexity else None, "tier": r.tier} for r in policy.rules]
+    rows = []
+    for r in policy.rules:
+        row: dict[str, Any] = {"name": r.name, "tasks": ", ".join(r.tasks)}
+        for score in SCORES:
+            span = getattr(r, score)
+            row[f"{score}_min"], row[f"{score}_max"] = (span.min, span.max) if span else (None, None)
+        rows.append(row | {"tier": r.tier})
+    return rows
 
 
 def tiers_to_rows(policy: Policy) -> list[dict[str, Any]]:
@@ -38,14 +44,16 @@ def rows_to_rules(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         tasks = row.get("tasks")
         if not _blank(tasks):
             rule["tasks"] = [t.strip() for t in str(tasks).split(",") if t.strip()]
-        lo, hi = row.get("complexity_min"), row.get("complexity_max")
-        if not (_blank(lo) and _blank(hi)):
+        for score in SCORES:
+            lo, hi = row.get(f"{score}_min"), row.get(f"{score}_max")
+            if _blank(lo) and _blank(hi):
+                continue
             try:
-                rule["complexity"] = {"min": 0.0 if lo is None or _blank(lo) else float(lo),
-                                      "max": 1.0 if hi is None or _blank(hi) else float(hi)}
+                rule[score] = {"min": 0.0 if lo is None or _blank(lo) else float(lo),
+                               "max": 1.0 if hi is None or _blank(hi) else float(hi)}
             except (TypeError, ValueError):
-                raise PolicyError(f"rules row {i + 1}: complexity_min/max must be numbers",
-                                  field=f"rules.{i}.complexity") from None
+                raise PolicyError(f"rules row {i + 1}: {score}_min/max must be numbers",
+                                  field=f"rules.{i}.{score}") from None
         rules.append(rule)
     return rules
 

@@ -134,7 +134,7 @@ def review_queue(db: Engine, f: Filters = Filters(), *, limit: int = 200, max_co
     """Decisions to review: thumbs-down first, then the least confident, newest first within."""
     latest = latest_review_ids()
     query = (select(D.id, D.created_at, D.policy_name, D.policy_version, D.routed_tier, D.tier, D.task,
-                    D.confidence, D.complexity, D.status, D.source, D.prompt, R.verdict)
+                    D.confidence, D.difficulty, D.complexity, D.status, D.source, D.prompt, R.verdict)
              .outerjoin(latest, latest.c.decision_id == D.id)
              .outerjoin(REVIEWS, R.id == latest.c.review_id)
              .where(D.task.is_not(None)))
@@ -183,8 +183,9 @@ def misroute_rate(db: Engine, f: Filters = Filters(), unit: str = "day") -> list
 def replay_rows(db: Engine, *, policy: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
     """The newest classified decisions with what a dry run needs, and any reviewed tier."""
     latest = latest_review_ids()
-    query = (select(D.id, D.created_at, D.conversation_id, D.turn, D.task, D.task_probs, D.complexity,
-                    D.complexity_dims, D.routed_tier, D.tier, D.prompt_tokens, D.completion_tokens, D.pinned_tier,
+    query = (select(D.id, D.created_at, D.conversation_id, D.turn, D.task, D.task_probs,
+                    D.complexity, D.complexity_dims, D.difficulty, D.routed_tier, D.tier, D.prompt_tokens,
+                    D.completion_tokens, D.pinned_tier,
                     R.verdict, R.correct_tier)
              .outerjoin(latest, latest.c.decision_id == D.id)
              .outerjoin(REVIEWS, R.id == latest.c.review_id)

@@ -39,9 +39,11 @@ class DecisionRow(SQLModel, table=True):
     task_probs: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))
     complexity: float | None = None
     complexity_dims: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))
+    difficulty: float | None = None  # the chance a small tier falls short, as routing read it
     classifier_backend: str | None = Field(default=None, max_length=32)
 
     rule: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=256)  # why the rule matched, in words
     pinned_tier: str | None = Field(default=None, max_length=128)
     routed_tier: str | None = Field(default=None, max_length=128)  # what the policy chose
     tier: str | None = Field(default=None, max_length=128)  # what answered

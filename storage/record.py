@@ -34,9 +34,11 @@ class DecisionRecord:
     task_probs: dict[str, float] | None = None
     complexity: float | None = None
     complexity_dims: dict[str, float] | None = None
+    difficulty: float | None = None
     classifier_backend: str | None = None
 
     rule: str | None = None
+    reason: str | None = None  # why the rule matched, in words
     pinned_tier: str | None = None
     routed_tier: str | None = None  # what the policy chose
     tier: str | None = None  # what answered

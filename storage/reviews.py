@@ -49,15 +49,16 @@ def reviews_for(db: Engine, decision_id: str) -> list[Review]:
                                     .order_by(col(Review.id).desc())).scalars())
 
 
-EXPORT_FIELDS = ("decision_id", "created_at", "prompt", "predicted_task", "confidence", "complexity",
-                 "routed_tier", "tier", "verdict", "correct_task", "correct_tier", "note", "reviewer")
+EXPORT_FIELDS = ("decision_id", "created_at", "prompt", "predicted_task", "confidence", "difficulty",
+                 "complexity", "routed_tier", "tier", "verdict", "correct_task", "correct_tier", "note", "reviewer")
 
 
 def reviewed_rows(db: Engine, *, since: datetime | None = None) -> list[dict[str, Any]]:
     """Decisions with their newest verdict (correct/misrouted), for retraining."""
     latest = latest_review_ids()
     dc, rc = DECISIONS.c, REVIEWS.c
-    query = (select(dc.id, dc.created_at, dc.prompt, dc.task, dc.confidence, dc.complexity, dc.routed_tier, dc.tier,
+    query = (select(dc.id, dc.created_at, dc.prompt, dc.task, dc.confidence, dc.difficulty, dc.complexity,
+                    dc.routed_tier, dc.tier,
                     rc.verdict, rc.correct_task, rc.correct_tier, rc.note, rc.reviewer)
              .join(latest, latest.c.decision_id == col(DecisionRow.id))
              .join(Review, col(Review.id) == latest.c.review_id)

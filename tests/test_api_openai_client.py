@@ -32,6 +32,7 @@ def test_non_streaming_answer_headers_and_row(api: Api) -> None:
     assert row["source"] == "api" and row["status"] == "ok" and row["http_status"] == 200
     assert row["policy_name"] == "task-complexity" and row["policy_version"] == 1
     assert row["task"] == "Code Generation" and row["rule"] == "easy-code"
+    assert 0 <= row["difficulty"] <= 0.45 and row["reason"] == f"task Code Generation, difficulty {row['difficulty']:.2f} ≤ 0.45"
     assert row["tier"] == row["routed_tier"] == "llama-3-8b" and row["model"] == "meta/llama3-8b-instruct"
     assert row["fallback"] is False or row["fallback"] == 0
     assert row["classifier_backend"] == "keyword"
@@ -65,7 +66,7 @@ def test_streaming_answer_and_row(api: Api) -> None:
     assert len(usage) == 1 and usage[0].completion_tokens == 48
 
     row = {r["id"]: r for r in api.decisions()}[decision_id]
-    assert row["stream"] and row["status"] == "ok" and row["rule"] == "hard-anything"
+    assert row["stream"] and row["status"] == "ok" and row["rule"] == "hard-questions"
     assert row["ttft_ms"] is not None and 0 < row["ttft_ms"] <= row["total_ms"]
     assert row["response"] == text
     assert row["completion_tokens"] == 48 and not row["usage_estimated"]
@@ -123,6 +124,7 @@ def test_models_route_and_health(sqlite_api: Api) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["tier"] == "llama-3-8b" and body["rule"] == "easy-code"
+    assert 0 <= body["classification"]["difficulty"] <= 0.45 and body["reason"].startswith("task Code Generation")
     probs = body["classification"]["probabilities"]
     assert len(probs) == 11 and abs(sum(probs.values()) - 1) < 1e-4
     assert body["fallback_order"] == ["llama-3-70b", "nemotron-super-49b"]
@@ -130,7 +132,7 @@ def test_models_route_and_health(sqlite_api: Api) -> None:
 
     health = httpx.get(f"{sqlite_api.url}/health").json()
     assert health["status"] == "ok"
-    assert health["classifier"]["backend"] == "keyword"
+    assert health["classifier"]["backend"] == "keyword" and health["classifier"]["difficulty"] == "complexity score"
     assert health["database"]["location"].startswith("SQLite")
     assert health["default_policy"] == {"name": "task-complexity", "version": 1}
     assert all(t["reachable"] for t in health["tiers"].values())

@@ -1,4 +1,4 @@
-"""End to end: `streamlit run app.py` headless on 127.0.0.1 with no configuration
+"""End to end: `router console` (Streamlit, warmed) headless on 127.0.0.1 with no configuration
 (SQLite file, built-in classifier, built-in simulator), driven by Playwright in
 Debian's Chromium. Screenshots of every page go to test-artifacts/."""
 
@@ -36,10 +36,9 @@ def console_url(tmp_path: Path) -> Iterator[tuple[str, str]]:
     # the shipped model's own behaviour is tests/test_shipped_classifier.py's.
     env["ROUTER_CLASSIFIER"] = "keyword"
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    proc = subprocess.Popen([sys.executable, "-m", "router", "console", "--port", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{url}/_stcore/health", proc, timeout_s=60)

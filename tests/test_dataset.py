@@ -93,3 +93,20 @@ def test_a_long_turn_keeps_its_head_and_its_instruction_at_the_end() -> None:
     assert text.endswith("Summarize this email")
     assert len(text) <= MODEL_TURN_HEAD_CHARS + MODEL_TURN_TAIL_CHARS + 3
     assert model_text("short turn") == "short turn"
+
+
+def test_exported_reviews_join_with_their_right_task(tmp_path: Path) -> None:
+    from training.dataset import DatasetError, reviewed_examples
+
+    export = tmp_path / "reviewed_decisions.jsonl"
+    rows = [{"decision_id": "d1", "prompt": "もっと短くして", "correct_task": "Rewrite"},
+            {"decision_id": "d2", "prompt": "hello", "correct_task": None},  # no task named: nothing to learn
+            {"decision_id": "d3", "prompt": None, "correct_task": "Chatbot"},  # redacted
+            {"decision_id": "d4", "prompt": "x", "correct_task": "Poetry"}]
+    export.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    got = reviewed_examples(export)
+    assert [(e["prompt"], e["task"], e["id"], e["train_only"]) for e in got] == [
+        ("もっと短くして", "Rewrite", "review-d1", True)]
+    export.write_text("not json\n")
+    with pytest.raises(DatasetError, match=r"reviewed_decisions\.jsonl:1"):
+        reviewed_examples(export)

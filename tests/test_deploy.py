@@ -26,7 +26,7 @@ def test_compose_services_and_paths() -> None:
         assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql+psycopg://")
     assert services["api"]["command"][:4] == ["python", "-m", "router", "serve"]
-    assert services["console"]["command"][:3] == ["streamlit", "run", "app.py"]
+    assert services["console"]["command"][:4] == ["python", "-m", "router", "console"]
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]

@@ -118,6 +118,8 @@ def test_a_routed_answer_is_recorded_with_its_cost(harness: Harness) -> None:
     exported = harness.metrics.render(harness.log.stats()).decode()
     assert 'router_requests_total{policy="task-complexity",status="ok",task="Summarization",tier="llama-3-8b"} 1.0' \
         in exported
+    assert 'router_difficulty_count{routed_tier="llama-3-8b"} 1.0' in exported
+    assert row.difficulty is not None and 0 <= row.difficulty <= 1 and row.reason == "task Summarization"
 
 
 def test_the_engine_records_its_own_refusals(harness: Harness) -> None:

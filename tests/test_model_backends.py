@@ -34,7 +34,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_onnx_backend_loads_on_cpu_and_keeps_the_contract(artifact: Path) -> None:
     c = OnnxClassifier(artifact)
     assert c.info() == {"backend": "onnx", "provider": "CPUExecutionProvider", "model": str(artifact / "model.onnx"),
-                        "japanese_glossary": False}
+                        "japanese_glossary": False, "difficulty": "complexity score"}
     predictions = c.classify(TEXTS)
     assert [p.task for p in predictions[:2]] == ["Code Generation", "Summarization"]
     for p in predictions:
@@ -134,7 +134,9 @@ def test_triton_model_config_parses_and_matches_the_artifact_contract() -> None:
     assert config.HasField("dynamic_batching") and config.max_batch_size >= 32
     inputs = {i.name: i for i in config.input}
     outputs = {o.name: o for o in config.output}
-    assert set(inputs) == {"input_ids", "attention_mask"} and set(outputs) == {"task_probs", "dimensions"}
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    assert set(outputs) == {"task_probs", "dimensions", "difficulty"}
+    assert list(outputs["difficulty"].dims) == [1]
     assert all(i.data_type == model_config_pb2.TYPE_INT64 and list(i.dims) == [-1] for i in inputs.values())
     assert list(outputs["task_probs"].dims) == [len(TASK_LABELS)]
     assert list(outputs["dimensions"].dims) == [len(COMPLEXITY_WEIGHTS)]

@@ -29,18 +29,26 @@ def test_seed_reproduces_the_blueprint_tiers() -> None:
     assert POLICY.baseline == "llama-3-70b"
 
 
-@pytest.mark.parametrize(("task", "complexity", "tier", "rule"), [
-    ("Code Generation", 0.1, "llama-3-8b", "easy-code"),
-    ("Code Generation", 0.3, "nemotron-super-49b", "code-reasoning"),
-    ("Open QA", 0.2, "llama-3-70b", "qa-creative"),
+def scored(task: str, difficulty: float, confidence: float = 0.9) -> Prediction:
+    base = prediction(task, complexity=0.0, confidence=confidence)
+    return Prediction(task, base.probabilities, 0.0, {}, "test", difficulty=difficulty)
+
+
+@pytest.mark.parametrize(("task", "difficulty", "tier", "rule"), [
+    ("Code Generation", 0.3, "llama-3-8b", "easy-code"),
+    ("Code Generation", 0.45, "llama-3-8b", "easy-code"),
+    ("Code Generation", 0.5, "nemotron-super-49b", "code-reasoning"),
+    ("Open QA", 0.4, "llama-3-70b", "qa-creative"),
+    ("Open QA", 0.55, "nemotron-super-49b", "hard-questions"),
     ("Text Generation", 0.2, "llama-3-70b", "qa-creative"),
     ("Rewrite", 0.1, "llama-3-8b", "light-edits"),
-    ("Summarization", 0.39, "llama-3-8b", "light-edits"),
-    ("Summarization", 0.4, "nemotron-super-49b", "hard-anything"),  # hard anything -> 49B, first match wins
+    ("Summarization", 0.9, "llama-3-8b", "light-edits"),  # light edits stay small however long the text
     ("Other", 0.1, "llama-3-70b", DEFAULT),
+    ("Other", 0.6, "nemotron-super-49b", "hard-questions"),
+    ("Closed QA", 0.7, "llama-3-70b", "qa-creative"),  # a passage's length is not a hard question
 ])
-def test_first_matching_rule_wins(task: str, complexity: float, tier: str, rule: str) -> None:
-    decision = decide(prediction(task, complexity), POLICY)
+def test_first_matching_rule_wins(task: str, difficulty: float, tier: str, rule: str) -> None:
+    decision = decide(scored(task, difficulty), POLICY)
     assert (decision.tier, decision.rule) == (tier, rule)
 
 
@@ -87,7 +95,8 @@ def broken(path: list, value: object) -> dict:
      "min (0.8) is greater than max (0.2)"),
     (broken(["rules", 0, "complexity"], {"min": 1.5}), "rules.0.complexity.min", "less than or equal to 1"),
     (broken(["rules", 3, "tasks"], ["Open QA", "Poetry"]), "rules.3", "unknown task label(s) ['Poetry']"),
-    (broken(["rules", 0], {"name": "empty", "tier": "llama-3-8b"}), "rules.0", "needs tasks, a complexity range"),
+    (broken(["rules", 0], {"name": "empty", "tier": "llama-3-8b"}), "rules.0",
+     "needs tasks, a difficulty or complexity range"),
     (broken(["tiers", "llama-3-8b", "price_in"], -1), "tiers.llama-3-8b.price_in", "greater than or equal to 0"),
     (broken(["tiers", "llama-3-8b", "base_url"], "ftp://x"), "tiers.llama-3-8b", "http:// or https://"),
     (broken(["tiers", "llama-3-8b", "colour"], "red"), "tiers.llama-3-8b.colour", "unknown field"),
@@ -127,3 +136,34 @@ def test_seed_file_errors_name_file_and_field(tmp_path) -> None:
         load_seed(bad)
     with pytest.raises(PolicyError, match="config file not found"):
         load_seed(tmp_path / "missing.yaml")
+
+
+def test_a_difficulty_rule_validates_routes_and_names_a_bad_range() -> None:
+    doc = copy.deepcopy(DOC)
+    doc["rules"] = [{"name": "hard", "difficulty": {"min": 0.6}, "tier": "nemotron-super-49b"},
+                    {"name": "code", "tasks": ["Code Generation"], "difficulty": {"max": 0.3}, "tier": "llama-3-8b"}]
+    policy = parse_policy(doc)
+    hard = Prediction("Open QA", prediction("Open QA").probabilities, 0.0, {}, "test", difficulty=0.7)
+    easy_code = Prediction("Code Generation", prediction("Code Generation").probabilities, 0.9, {}, "test",
+                           difficulty=0.2)
+    assert decide(hard, policy).rule == "hard"
+    assert decide(easy_code, policy).rule == "code"  # the rule reads difficulty, not the 0.9 complexity
+    assert decide(Prediction("Code Generation", easy_code.probabilities, 0.0, {}, "test", difficulty=0.31),
+                  policy).rule == DEFAULT
+    doc["rules"][0]["difficulty"] = {"min": 0.8, "max": 0.2}
+    with pytest.raises(PolicyError, match=r"rules\.0\.difficulty") as err:
+        parse_policy(doc)
+    assert "greater than max" in str(err.value)
+
+
+def test_a_prediction_without_a_head_reads_its_complexity_as_difficulty() -> None:
+    assert prediction("Open QA", complexity=0.4).difficulty == pytest.approx(0.55)
+    assert Prediction("Open QA", {}, 0.1, {}, "x", difficulty=1.7).difficulty == 1.0  # clipped into [0, 1]
+
+
+def test_the_choice_says_why_in_words() -> None:
+    assert decide(scored("Code Generation", 0.31), POLICY).reason == "task Code Generation, difficulty 0.31 ≤ 0.45"
+    assert decide(scored("Open QA", 0.6), POLICY).reason == "task Open QA, difficulty 0.60 ≥ 0.55"
+    assert decide(scored("Other", 0.2), POLICY).reason == "no rule matched (task Other, difficulty 0.20)"
+    assert decide(scored("Open QA", 0.2, confidence=0.2), POLICY).reason == (
+        "Open QA at 0.20, below the floor 0.35; default tier")

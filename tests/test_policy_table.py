@@ -54,3 +54,11 @@ def test_an_unknown_tier_in_a_rule_is_refused_with_the_field() -> None:
                     baseline_tier=POLICY.baseline_tier, confidence_floor=POLICY.confidence_floor,
                     fallback_order=POLICY.fallback_order)
     assert "unknown tier 'llama-9'" in str(info.value)
+
+
+def test_difficulty_columns_round_trip_and_bad_cells_are_named() -> None:
+    rules = rows_to_rules([{"name": "hard", "tasks": "", "difficulty_min": 0.6, "difficulty_max": None,
+                            "complexity_min": None, "complexity_max": None, "tier": "big"}])
+    assert rules == [{"name": "hard", "tier": "big", "difficulty": {"min": 0.6, "max": 1.0}}]
+    with pytest.raises(PolicyError, match="rules row 1: difficulty_min/max must be numbers"):
+        rows_to_rules([{"name": "r", "tier": "x", "difficulty_max": "low"}])

@@ -36,3 +36,19 @@ def test_a_router_that_ignores_the_prompt_averages_half_the_gap() -> None:
         scores = [float((i + shift) % 60) for i in range(60)]
         total += apgr(quality_curve(items, scores))
     assert total / 60 == pytest.approx(0.5, abs=0.02)
+
+
+def test_quality_kept_cost_saved_and_the_oracle_by_hand() -> None:
+    from bench.routing_quality import kept, oracle
+    from training.outcomes import ROUTERBENCH_STRONG as GPT4
+    from training.outcomes import RouterBenchRow
+
+    rows = [RouterBenchRow("a", "a", {GPT4: 1, "small": 1}, {GPT4: 1.0, "small": 0.1}),
+            RouterBenchRow("b", "b", {GPT4: 1, "small": 0}, {GPT4: 3.0, "small": 0.1}),
+            RouterBenchRow("c", "c", {GPT4: 0, "small": 0}, {GPT4: 1.0, "small": 0.2})]
+    # small, GPT-4, small: score 1 + 1 + 0 = 2 of GPT-4's 2; cost 0.1 + 3 + 0.2 = 3.3 of 5
+    routed = kept(rows, ["small", GPT4, "small"])
+    assert routed.quality == pytest.approx(1.0) and routed.saved == pytest.approx(1 - 3.3 / 5)
+    always = kept(rows, [GPT4] * 3)
+    assert (always.quality, always.saved) == (1.0, 0.0)
+    assert [oracle(r, [GPT4, "small"]) for r in rows] == ["small", GPT4, "small"]  # none right: the cheapest

@@ -1,12 +1,15 @@
 """The default classifier that ships in models/prompt-classifier: multilingual-e5-small fine-tuned
 on labeled English and Japanese prompts. It loads on CPU, `auto` picks it, it keeps the contract,
 stays small and documented, gives a handful of clear English and Japanese prompts per label their
-label, routes the seed conversation, and gives a prompt the same prediction alone or batched."""
+label, routes the seed conversation (49B -> 70B -> 8B through the API, the simulator answering),
+sends easy code to the small tier, and gives a prompt the same prediction alone or batched."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import httpx
 import pytest
 
 from router.classifier import COMPLEXITY_WEIGHTS, TASK_LABELS
@@ -14,6 +17,7 @@ from router.classifier.onnx import OnnxClassifier
 from router.classifier.text import join_turn_and_context
 from router.config import DEFAULT_CONFIG, DEFAULT_MODEL, Settings, load_seed
 from router.runtime import make_classifier
+from tests.conftest import Api, Simulator, make_runtime, write_config
 from training.evaluate import format_seed_routing, seed_routing
 
 PER_LABEL = {
@@ -53,8 +57,10 @@ def test_the_artifact_is_trained_small_and_documented() -> None:
     committed = ("model.onnx", "tokenizer.json", "labels.json")
     assert sum((DEFAULT_MODEL / name).stat().st_size for name in committed) < 60e6
     card = (DEFAULT_MODEL / "MODEL_CARD.md").read_text()
-    for needed in ("macro-F1", "multilingual-e5-small", "databricks-dolly-15k-ja", "CC BY-SA 3.0", "team-written"):
+    for needed in ("macro-F1", "multilingual-e5-small", "databricks-dolly-15k-ja", "CC BY-SA 3.0", "team-written",
+                   "## Difficulty head", "RouterBench", "RouterDC", "near-duplicates of RouteLLM"):
         assert needed in card, needed
+    assert labels["difficulty"] is True
 
 
 def test_auto_picks_it_on_the_cpu() -> None:
@@ -83,6 +89,37 @@ def test_the_seed_conversation(model: OnnxClassifier) -> None:
     seed = load_seed(DEFAULT_CONFIG)
     rows = seed_routing(model, seed.policies[seed.default_policy])
     assert [r.predicted for r in rows] == ["Code Generation", "Open QA", "Rewrite"], format_seed_routing(rows)
+
+
+def test_every_prediction_has_a_learned_difficulty(model: OnnxClassifier) -> None:
+    assert model.info()["difficulty"] == "learned head"
+    texts = [p for prompts in PER_LABEL.values() for p in prompts] + ["", "a" * 5000]
+    for p in model.classify(texts):
+        assert 0.0 <= p.difficulty <= 1.0
+
+
+def test_the_seed_conversation_and_easy_code_route_through_the_api(tmp_path: Path, sqlite_url: str,
+                                                                   simulator: Simulator) -> None:
+    api = Api(make_runtime(sqlite_url, write_config(tmp_path), simulator, classifier="onnx"))
+    try:
+        client = api.openai()
+        messages: list[dict[str, str]] = []
+        tiers = []
+        for turn in ("Pythonでソートアルゴリズムを実装して", "このアルゴリズムの計算量を説明して", "もっと簡潔にまとめて"):
+            messages.append({"role": "user", "content": turn})
+            raw = client.chat.completions.with_raw_response.create(model="router", messages=messages)
+            tiers.append(raw.headers["x-router-tier"])
+            messages.append({"role": "assistant", "content": raw.parse().choices[0].message.content})
+        rows = api.decisions()
+        explained = [(r["task"], round(r["difficulty"], 3), r["rule"], r["reason"]) for r in rows]
+        assert tiers == ["nemotron-super-49b", "llama-3-70b", "llama-3-8b"], explained
+        assert rows[0]["rule"] == "code-reasoning" and rows[2]["rule"] == "light-edits", explained
+        for prompt in ("PythonでFizzBuzzを書いて", "Write FizzBuzz in Python"):
+            body = httpx.post(f"{api.base_url}/route", json={"messages": [{"role": "user", "content": prompt}]}).json()
+            assert (body["tier"], body["rule"]) == ("llama-3-8b", "easy-code"), body
+    finally:
+        api.server.stop()
+        api.runtime.close()
 
 
 def test_a_prompt_gets_the_same_prediction_alone_or_batched(model: OnnxClassifier) -> None:

@@ -21,7 +21,19 @@ CUES = {"python": "Code Generation", "function": "Code Generation", "summarize":
 HARD = {"prove": "reasoning", "story": "creativity"}
 
 
-def build(folder: Path, max_length: int = 32) -> Path:
+# The tiny difficulty head reads the pooled "reasoning" slot: prompts with "prove" come out hard.
+DIFFICULTY_BIAS = -2.0
+DIFFICULTY_LENGTH_WEIGHT = 0.25
+
+
+def difficulty_weight() -> np.ndarray:
+    dims = list(COMPLEXITY_WEIGHTS)
+    weight = np.zeros(len(TASK_LABELS) + len(dims), dtype=np.float32)
+    weight[len(TASK_LABELS) + dims.index("reasoning")] = 1.0
+    return weight
+
+
+def build(folder: Path, max_length: int = 32, *, difficulty: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     words = ["[PAD]", "[UNK]", *CUES, *HARD, "the", "a", "list", "me", "write", "please"]
     vocab = {w: i for i, w in enumerate(words)}
@@ -74,7 +86,11 @@ def build(folder: Path, max_length: int = 32) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
+    if difficulty:
+        from training.difficulty_graph import attach_difficulty
+
+        model = attach_difficulty(model, difficulty_weight(), DIFFICULTY_BIAS, DIFFICULTY_LENGTH_WEIGHT)
     onnx.save(model, str(folder / "model.onnx"))
-    (folder / "labels.json").write_text(json.dumps({"tasks": list(TASK_LABELS), "dimensions": dims,
-                                                    "max_length": max_length}))
+    labels = {"tasks": list(TASK_LABELS), "dimensions": dims, "max_length": max_length}
+    (folder / "labels.json").write_text(json.dumps(labels | ({"difficulty": True} if difficulty else {})))
     return folder

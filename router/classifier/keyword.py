@@ -175,7 +175,7 @@ class KeywordClassifier:
         return [self._one(text) for text in texts]
 
     def info(self) -> dict[str, Any]:
-        return {"backend": self.name, "provider": "keyword", "model": None}
+        return {"backend": self.name, "provider": "keyword", "model": None, "difficulty": "complexity score"}
 
     def _one(self, text: str) -> Prediction:
         turn, context = split_turn_and_context(text)

@@ -14,7 +14,7 @@ from typing import Any
 
 import onnxruntime as ort
 
-from router.classifier.artifact import INPUTS, OUTPUTS, ArtifactError, Preprocessor
+from router.classifier.artifact import DIFFICULTY, INPUTS, OUTPUTS, ArtifactError, Preprocessor
 from router.classifier.prediction import Prediction
 
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -53,6 +53,10 @@ class OnnxClassifier:
         if not set(INPUTS) <= names[0] or not set(OUTPUTS) <= names[1]:
             raise ArtifactError(f"{self.model_path} must take {INPUTS} and give {OUTPUTS}; it takes "
                                 f"{sorted(names[0])} and gives {sorted(names[1])}")
+        if self.pre.labels.difficulty != (DIFFICULTY in names[1]):
+            raise ArtifactError(f"{self.model_path}: labels.json says difficulty={self.pre.labels.difficulty} but "
+                                f"the model {'has' if DIFFICULTY in names[1] else 'lacks'} a {DIFFICULTY} output")
+        self.outputs = [*OUTPUTS, DIFFICULTY] if self.pre.labels.difficulty else list(OUTPUTS)
         self.provider = self.session.get_providers()[0]
         # Such a model runs one prompt per call: the same text always gets the same prediction.
         # On a 2-core CPU batching bought little anyway (batch-32 67 prompts/s vs batch-1 68).
@@ -63,9 +67,10 @@ class OnnxClassifier:
             return []
         if self.one_per_run and len(texts) > 1:
             return [p for text in texts for p in self.classify([text])]
-        task_probs, dimensions = self.session.run(list(OUTPUTS), self.pre.encode(texts))
-        return self.pre.predictions(task_probs, dimensions, self.name)
+        task_probs, dimensions, *difficulty = self.session.run(self.outputs, self.pre.encode(texts))
+        return self.pre.predictions(task_probs, dimensions, self.name, difficulty[0] if difficulty else None)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "provider": self.provider, "model": str(self.model_path),
-                "japanese_glossary": self.pre.glossary is not None}
+                "japanese_glossary": self.pre.glossary is not None,
+                "difficulty": "learned head" if DIFFICULTY in self.outputs else "complexity score"}

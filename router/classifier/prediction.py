@@ -1,9 +1,15 @@
-"""The classifier contract: labels, the Prediction type and the complexity formula."""
+"""The classifier contract: labels, the Prediction type and the complexity formula.
+
+`complexity` is NVIDIA's six-dimension explanation; `difficulty` is what routing reads: the
+estimated chance that a small tier's answer falls short (a head trained on public per-prompt
+outcomes where the model has one, see training/difficulty.py; otherwise the complexity score put
+on the same scale by `complexity_as_difficulty`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Protocol, runtime_checkable
 
 # NVIDIA prompt-task-and-complexity-classifier's task types, in its order.
@@ -37,6 +43,22 @@ def complexity_score(dimensions: Mapping[str, float]) -> float:
     return min(1.0, max(0.0, score))
 
 
+# Without a learned head, complexity stands in for difficulty through this monotone map: the
+# complexity levels the seed policy used to call easy (0.2) and hard (0.4) land on the difficulty
+# levels it now uses (0.45 and 0.55), so a backend without the head routes as it did before.
+# A convention, not a calibration: the keyword cues have no outcome data behind them.
+COMPLEXITY_TO_DIFFICULTY: tuple[tuple[float, float], ...] = ((0.0, 0.2), (0.2, 0.45), (0.4, 0.55), (1.0, 0.85))
+
+
+def complexity_as_difficulty(complexity: float) -> float:
+    points = COMPLEXITY_TO_DIFFICULTY
+    c = min(1.0, max(0.0, complexity))
+    for (x0, y0), (x1, y1) in pairwise(points):
+        if c <= x1:
+            return y0 + (y1 - y0) * (c - x0) / (x1 - x0)
+    return points[-1][1]
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     task: str
@@ -44,6 +66,12 @@ class Prediction:
     complexity: float
     dimensions: dict[str, float] = field(default_factory=dict)
     backend: str = "unknown"
+    difficulty: float = field(default=-1.0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        # A backend without a difficulty head passes none: the complexity score stands in.
+        value = complexity_as_difficulty(self.complexity) if self.difficulty < 0 else self.difficulty
+        object.__setattr__(self, "difficulty", min(1.0, max(0.0, float(value))))
 
     @property
     def confidence(self) -> float:
@@ -55,6 +83,7 @@ class Prediction:
             "confidence": round(self.confidence, 6),
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "complexity": round(self.complexity, 6),
+            "difficulty": round(self.difficulty, 6),
             "dimensions": {k: round(v, 6) for k, v in self.dimensions.items()},
             "backend": self.backend,
         }

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from router.classifier.artifact import INPUTS, OUTPUTS, ArtifactError, Preprocessor
+from router.classifier.artifact import DIFFICULTY, INPUTS, OUTPUTS, ArtifactError, Preprocessor
 from router.classifier.prediction import Prediction
 
 
@@ -24,6 +24,7 @@ class TritonClassifier:
         self.protocol = protocol
         self.timeout_s = timeout_s
         self.pre = Preprocessor(Path(model_dir))
+        self.outputs = [*OUTPUTS, DIFFICULTY] if self.pre.labels.difficulty else list(OUTPUTS)
         if protocol == "http":
             import tritonclient.http as client
         else:
@@ -52,11 +53,13 @@ class TritonClassifier:
             item.set_data_from_numpy(feeds[name], **({"binary_data": False} if http else {}))
             inputs.append(item)
         outputs = [client.InferRequestedOutput(name, **({"binary_data": False} if http else {}))
-                   for name in OUTPUTS]
+                   for name in self.outputs]
         kwargs = {} if http else {"client_timeout": self.timeout_s}
         result = self._client.infer(self.model_name, inputs, outputs=outputs, **kwargs)
-        return self.pre.predictions(result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1]), self.name)
+        difficulty = result.as_numpy(DIFFICULTY) if self.pre.labels.difficulty else None
+        return self.pre.predictions(result.as_numpy(OUTPUTS[0]), result.as_numpy(OUTPUTS[1]), self.name, difficulty)
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "provider": f"Triton {self.protocol}://{self.url}", "model": self.model_name,
-                "japanese_glossary": self.pre.glossary is not None}
+                "japanese_glossary": self.pre.glossary is not None,
+                "difficulty": "learned head" if self.pre.labels.difficulty else "complexity score"}

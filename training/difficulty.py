@@ -1,0 +1,282 @@
+"""Build the difficulty head: the estimated chance that a small tier's answer falls short, learned
+from public per-prompt outcomes (training/outcomes.py) on the shipped classifier's own pooled
+embedding, and attached to its ONNX graph as the `difficulty` output.
+
+    python -m training.difficulty --routing ../shared/data/routing --model models/prompt-classifier
+
+The target of a prompt is the share of small models that fell short on it (a soft label), so the
+logistic head is fitted by cross-entropy on that share and its output is calibrated in that sense.
+Features are the pooled embedding (the same tensor the task head reads) standardized; the
+standardization is folded into the head's weights. The L2 strength is picked on a held-out fifth
+of the training rows (by prompt hash), never on RouteLLM's files, which are the test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from router.classifier.artifact import Preprocessor
+from training import difficulty_graph
+from training.outcomes import NearDuplicates, outcome_rows, review_rows, routellm_prompts
+
+L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+HELD_OUT_SHARE = 0.2
+
+
+def held_out(text: str) -> bool:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100 < HELD_OUT_SHARE * 100
+
+
+class Embedder:
+    """The artifact's own model, returning the pooled embedding beside its outputs."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.pre = Preprocessor(model_dir, allow_untrained=True)
+        model = difficulty_graph.load(model_dir / "model.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 0  # every core: this is a build, not the server
+        self.session = ort.InferenceSession(difficulty_graph.with_pooled_output(model).SerializeToString(),
+                                            options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """One row per text: the pooled embedding, then log(1 + unpadded token count)."""
+        out = []
+        # One prompt per run: an int8 model's dynamic activation scales span the batch, as in serving.
+        for i, text in enumerate(texts):
+            feeds = self.pre.encode([text])
+            (pooled,) = self.session.run([difficulty_graph.POOLED_OUTPUT], feeds)
+            out.append(np.append(pooled[0], np.log1p(feeds["attention_mask"].sum())))
+            if progress is not None and (i + 1) % 500 == 0:
+                progress(i + 1, len(texts))
+        return np.asarray(out, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Head:
+    """sigmoid(x @ weight + bias) on the raw features (standardization folded in): the pooled
+    embedding, then log(1 + tokens), as the Embedder gives them."""
+
+    weight: np.ndarray
+    bias: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-(x @ self.weight + self.bias))))
+
+
+def source_weights(sources: Sequence[str]) -> np.ndarray:
+    """Each source counts as the square root of its size, so big sets do not drown small ones."""
+    counts = Counter(sources)
+    w = np.array([1.0 / np.sqrt(counts[s]) for s in sources])
+    return w / w.mean()
+
+
+def fit_head(x: np.ndarray, target: np.ndarray, weights: np.ndarray, l2: float,
+             groups: Sequence[str] | None = None, *, steps: int = 200) -> Head:
+    """Soft-label logistic regression on standardized features, L2-penalized. With `groups` (the
+    source of each row) each source also gets an intercept while fitting, penalized like the
+    weights: partial pooling, so the weights lean towards what makes a prompt harder than others
+    of its benchmark, while differences between benchmarks the embedding explains stay in them.
+    The head keeps the rows' mean source intercept."""
+    names = sorted(set(groups)) if groups is not None else []
+    onehot = np.array([[g == n for n in names] for g in groups], dtype=np.float64) if groups is not None else None
+    full = x if onehot is None else np.concatenate([x, onehot], 1)
+    mean, std = full.mean(0), full.std(0) + 1e-6
+    z = torch.tensor((full - mean) / std, dtype=torch.float64)
+    y = torch.tensor(target, dtype=torch.float64)
+    sw = torch.tensor(weights, dtype=torch.float64)
+    w = torch.zeros(full.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        logits = z @ w + b
+        loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * sw).mean()
+        loss = loss + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    raw = w.detach().numpy() / std
+    bias = float(b.item() - (raw * mean).sum())
+    k = x.shape[1]
+    if onehot is not None:  # the source columns leave the head: their weighted mean joins the bias
+        share = (onehot * weights[:, None]).sum(0) / weights.sum()
+        bias += float((raw[k:] * share).sum())
+    return Head(raw[:k].astype(np.float32), bias)
+
+
+def within_source_auc(p: np.ndarray, target: np.ndarray, sources: Sequence[str]) -> float:
+    """Mean over sources of the AUC for 'most small models fail': how well the head ranks prompts
+    of one benchmark, which is what routing a stream of similar prompts needs."""
+    arr = np.asarray(sources)
+    values = [auc(p[arr == s], target[arr == s] > 0.5) for s in sorted(set(sources))]
+    values = [v for v in values if v == v]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def cross_entropy(p: np.ndarray, target: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-(target * np.log(p) + (1 - target) * np.log(1 - p)).mean())
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a positive outranks a negative (ties count half)."""
+    pos, neg = score[positive], score[~positive]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    _, inverse, counts = np.unique(np.concatenate([pos, neg]), return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, tied values share their mean rank
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def calibration_error(p: np.ndarray, target: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: |mean predicted - mean observed| over equal-width bins."""
+    edges = np.minimum((p * bins).astype(int), bins - 1)
+    return float(sum(abs(p[edges == k].mean() - target[edges == k].mean()) * (edges == k).mean()
+                     for k in range(bins) if (edges == k).any()))
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    rows: int
+    dropped: dict[str, int]
+    per_source: dict[str, int]
+    l2: float
+    held_out: dict[str, float]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (),
+          small_tiers: Sequence[str] = ("llama-3-8b",), log: Callable[[str], None] = _say) -> tuple[Head, BuildReport]:
+    drop = NearDuplicates(routellm_prompts(routing))
+    rows, dropped = outcome_rows(routing, drop=drop)
+    for path in reviews:
+        rows += review_rows(path, small_tiers)
+    if not rows:
+        raise ValueError(f"no outcome rows under {routing}")
+    log(f"{len(rows)} training prompts; dropped as near-duplicates of RouteLLM's test prompts: {dropped}")
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        spent = time.perf_counter() - started
+        log(f"  embedded {done}/{total} ({spent:.0f} s, about {spent / done * (total - done):.0f} s left)")
+
+    x = Embedder(model_dir)([r.text for r in rows], progress)
+    target = np.array([r.failure for r in rows])
+    sources = [r.source for r in rows]
+    weights = source_weights(sources)
+    test = np.array([held_out(r.text) for r in rows])
+    train_sources = [s for s, t in zip(sources, test, strict=True) if not t]
+    test_sources = [s for s, t in zip(sources, test, strict=True) if t]
+    scores = {}
+    for l2 in L2_GRID:
+        head = fit_head(x[~test], target[~test], weights[~test], l2, train_sources)
+        p = head(x[test])
+        scores[l2] = cross_entropy(p, target[test])
+        log(f"  l2 {l2:g}: held-out cross-entropy {scores[l2]:.4f}, AUC {auc(p, target[test] > 0.5):.3f}, "
+            f"within-source AUC {within_source_auc(p, target[test], test_sources):.3f}")
+    l2 = min(scores, key=scores.__getitem__)
+    head = fit_head(x[~test], target[~test], weights[~test], l2, train_sources)
+    p = head(x[test])
+    report = {"within_source_auc": within_source_auc(p, target[test], test_sources),
+              "auc_majority_fail": auc(p, target[test] > 0.5), "cross_entropy": scores[l2],
+              "constant_cross_entropy": cross_entropy(np.full_like(target[test], target[~test].mean()), target[test]),
+              "calibration_error": calibration_error(p, target[test]), "prompts": int(test.sum())}
+    final = fit_head(x, target, weights, l2, sources)
+    return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report)
+
+
+def install(head: Head, model_dir: Path) -> None:
+    """Write the head into model.onnx (replacing one already there) and flag it in labels.json."""
+    path = model_dir / "model.onnx"
+    model = difficulty_graph.load(path)
+    model = difficulty_graph.without_difficulty(model)
+    attached = difficulty_graph.attach_difficulty(model, head.weight[:-1], head.bias, float(head.weight[-1]))
+    difficulty_graph.save(attached, path)
+    labels_path = model_dir / "labels.json"
+    labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    labels["difficulty"] = True
+    labels_path.write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
+
+
+def card_section(report: BuildReport) -> str:
+    sources = ", ".join(f"{name} {n}" for name, n in sorted(report.per_source.items()))
+    dropped = ", ".join(f"{name} {n}" for name, n in sorted(report.dropped.items())) or "none"
+    h = report.held_out
+    return (
+        "## Difficulty head\n\n"
+        "Output `difficulty` in [0, 1]: the estimated chance that a small tier's answer falls short. A logistic "
+        "head on the pooled embedding the task head reads (no second encoder pass), fitted by cross-entropy to the "
+        "share of small models that failed each prompt in public outcome data (`python -m training.difficulty`):\n\n"
+        "- RouterBench 0-shot train files (RouterDC's split of github.com/shuhao02/RouterDC, commit 0e63989; "
+        "no license declared, used inside the project only): small models = its six open-weight models, "
+        "Mistral-7B to Llama-2-70B;\n"
+        "- RouterDC's split2_model7 files (same commit; seven 7-8B open models; scores are pass rates, 0/1 or "
+        "the gold option's probability): ARC-Challenge and ARC-Easy train, GSM8K train, HumanEval train, MBPP, "
+        "MATH prealgebra, MMLU train. CMMLU and C-Eval are left out (non-commercial licenses).\n"
+        f"- Rows used, per source: {sources} ({report.rows} in all; reviews from the console's export: "
+        f"{report.per_source.get('reviews', 0)}). Dropped as near-duplicates of RouteLLM's "
+        f"test prompts (word 8-gram containment >= 0.5): {dropped}.\n"
+        "- Features: the pooled embedding and log(1 + token count). Each source has an intercept of its own "
+        "while fitting, penalized like the weights (partial pooling; the head keeps their mean), so the weights "
+        "lean towards what makes a prompt harder than others of its kind. Sources weighted by 1/sqrt(size); L2 "
+        f"chosen by cross-entropy on a held-out fifth of these rows (by prompt hash): {report.l2:g}.\n\n"
+        f"Held-out fifth ({h['prompts']} prompts): AUC for 'most small models fail' {h['auc_majority_fail']:.3f} "
+        f"(within a source, mean {h['within_source_auc']:.3f}), cross-entropy {h['cross_entropy']:.4f} (a "
+        f"constant: {h['constant_cross_entropy']:.4f}), calibration error {h['calibration_error']:.3f}. "
+        "What it is worth for routing is measured on RouteLLM's data, which it never saw: "
+        "`python -m bench.routing_quality --data ../shared/data/routing` (README, Benchmarks).\n\n"
+        "Limits: the outcome data are English benchmark prompts (multiple choice, grade-school math, short "
+        "Python tasks) answered by 2023-2024 models; chat, writing and Japanese prompts are read through the "
+        "multilingual encoder with no outcome labels of their own.\n"
+    )
+
+
+def write_card(model_dir: Path, section: str) -> None:
+    path = model_dir / "MODEL_CARD.md"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    start = text.find("## Difficulty head")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    path.write_text(text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--routing", type=Path, required=True, help="the routing data folder (../shared/data/routing)")
+    parser.add_argument("--model", type=Path, required=True, help="the classifier artifact to add the head to")
+    parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
+                        "(reviewed_decisions.jsonl; repeatable): outcomes operators stated on the small tiers")
+    parser.add_argument("--small-tiers", nargs="+", default=["llama-3-8b"], help="the tiers the reviews' "
+                        "small-tier outcomes are about (default: llama-3-8b)")
+    args = parser.parse_args(argv)
+    try:
+        head, report = build(args.routing, args.model, reviews=args.reviews, small_tiers=args.small_tiers)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    install(head, args.model)
+    write_card(args.model, card_section(report))
+    print(f"wrote the difficulty head into {args.model / 'model.onnx'}; held-out: {report.held_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
