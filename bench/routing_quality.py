@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import command_line
+from bench.routing_curve import CURVE_FILE, Point, write, write_png
 from training.evaluate import jsonl_rows
-from training.outcomes import ROUTERBENCH_STRONG, ROUTERBENCH_TEST, RouterBenchRow, routerbench_rows
+from training.outcomes import ROUTERBENCH_STRONG, ROUTERBENCH_TEST, STAND_INS, RouterBenchRow, routerbench_rows
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 # RouteLLM's best published APGR on MT-Bench (arXiv 2406.18665, as cited in the routing-quality
@@ -136,12 +137,14 @@ def load_mt_bench(root: Path) -> list[Item]:
 LOADERS: dict[str, Callable[[Path], list[Item]]] = {"mt-bench": load_mt_bench, "gsm8k": load_gsm8k,
                                                    "mmlu": load_mmlu}
 
-# The seed tiers played by RouterBench models: Llama 3 8B by Mistral-7B (the 7-8B class),
-# Llama 3 70B by Llama-2-70B (same family and size, one generation older), and the reasoning tier
-# (Nemotron Super 49B, the seed's strongest) by GPT-4, RouterBench's strongest.
-ROUTERBENCH_TIERS = {"llama-3-8b": "mistralai/mistral-7b-chat", "llama-3-70b": "meta/llama-2-70b-chat",
-                     "nemotron-super-49b": ROUTERBENCH_STRONG}
+# The seed tiers played by RouterBench models, by their quality class (training/outcomes.py
+# STAND_INS): Llama 3 8B by Mistral-7B (the 7-8B class), Llama 3 70B by Llama-2-70B (same family
+# and size, one generation older), and the reasoning tier (Nemotron Super 49B, the seed's
+# strongest) by GPT-4, RouterBench's strongest.
+ROUTERBENCH_TIERS = {"llama-3-8b": STAND_INS["small"], "llama-3-70b": STAND_INS["medium"],
+                     "nemotron-super-49b": STAND_INS["large"]}
 SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+TOLERANCES = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 
 
 @dataclass(frozen=True)
@@ -166,10 +169,10 @@ def oracle(row: RouterBenchRow, models: Sequence[str]) -> str:
     return min(right or models, key=lambda m: row.costs[m])
 
 
-def routerbench_report(root: Path) -> list[tuple[str, Kept]]:
+def routerbench_report(root: Path) -> list[Point]:
     from router.classifier.text import join_turn_and_context
     from router.config import DEFAULT_CONFIG, Settings, load_seed
-    from router.policy import decide
+    from router.policy import decide, parse_policy
     from router.runtime import make_classifier
 
     rows = routerbench_rows(root, ROUTERBENCH_TEST)
@@ -183,17 +186,27 @@ def routerbench_report(root: Path) -> list[tuple[str, Kept]]:
     models = sorted(rows[0].scores)
     tiers = list(ROUTERBENCH_TIERS.values())
     small, strong = ROUTERBENCH_TIERS["llama-3-8b"], ROUTERBENCH_STRONG
-    out = [(f"seed policy {policy.name} (tiers as mapped)",
-            kept(rows, [ROUTERBENCH_TIERS[decide(p, policy).tier] for p in predictions]))]
+    def point(label: str, group: str, picks: Sequence[str]) -> Point:
+        value = kept(rows, picks)
+        return Point(label, group, value.quality, value.saved)
+
+    out = [point(f"seed policy {policy.name} (tiers as mapped)", "seed policy",
+                 [ROUTERBENCH_TIERS[decide(p, policy).tier] for p in predictions])]
+    tolerant = seed.policies["quality-tolerance"].to_document()
+    for t in TOLERANCES:
+        tolerant["rules"] = [{"name": "within", "tolerance": t}]
+        policy_t = parse_policy(tolerant)
+        out.append(point(f"tolerance rule, tolerance {t:.2f}", "tolerance rule",
+                         [ROUTERBENCH_TIERS[decide(p, policy_t).tier] for p in predictions]))
     for t in SWEEP:
-        out.append((f"difficulty >= {t:.2f} to GPT-4, else Mistral-7B",
-                     kept(rows, [strong if p.difficulty >= t else small for p in predictions])))
+        out.append(point(f"difficulty >= {t:.2f} to GPT-4, else Mistral-7B", "difficulty threshold",
+                         [strong if p.difficulty >= t else small for p in predictions]))
     best = max(models, key=lambda m: sum(r.scores[m] for r in rows))
     for name, model in (("always GPT-4 (strong)", strong), ("always Llama-2-70B (70B tier)", tiers[1]),
                         ("always Mistral-7B (small)", small), (f"best single model: {best}", best)):
-        out.append((name, kept(rows, [model] * len(rows))))
-    out.append(("oracle over the three tier models", kept(rows, [oracle(r, tiers) for r in rows])))
-    out.append(("oracle over all 11 models", kept(rows, [oracle(r, models) for r in rows])))
+        out.append(point(name, "reference", [model] * len(rows)))
+    out.append(point("oracle over the three tier models", "reference", [oracle(r, tiers) for r in rows]))
+    out.append(point("oracle over all 11 models", "reference", [oracle(r, models) for r in rows]))
     return out
 
 
@@ -219,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the routing data folder (../shared/data/routing)")
     parser.add_argument("--sets", nargs="+", choices=[*LOADERS, "routerbench"], default=[*LOADERS, "routerbench"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--curve", type=Path, default=CURVE_FILE, help="where the RouterBench cost-quality points "
+                        "go (JSON; a PNG of the figure beside it); the console's Costs page shows them")
     args = parser.parse_args(argv)
     print(f"$ {command_line()}")
     print(f"{'set':<9} {'n':>6} {'router':<34} {'APGR':>6} {'CPT50':>6} {'CPT80':>6}")
@@ -251,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nRouterBench test files (ARC-Challenge, MBPP, WinoGrande), shares of always-GPT-4; tiers: "
               + ", ".join(f"{tier} = {model}" for tier, model in ROUTERBENCH_TIERS.items()))
         print(f"{'router':<52} {'quality kept':>12} {'cost saved':>10}")
-        for label, value in report:
-            print(f"{label:<52} {value.quality:>12.3f} {value.saved:>10.1%}")
+        for p in report:
+            print(f"{p.label:<52} {p.quality:>12.3f} {p.saved:>10.1%}")
+        write(report, command_line(), args.curve)
+        print(f"wrote {args.curve}; " + write_png(report, args.curve.with_suffix(".png")))
     return 0
 
 

@@ -9,12 +9,23 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from bench import routing_curve
 from pages._shared import db, empty_state, engine, filters_bar, usd
 from storage.analytics import by_policy_version, by_task, latency_percentiles, rates_by_tier, summary, tier_over_time
 
 engine()
 database = db()
 st.title("Costs and latency")
+
+with st.expander("Cost-quality curve on public outcome data (RouterBench, offline benchmark)"):
+    measured = routing_curve.read()
+    if measured is None:
+        st.caption("Not measured yet: `python -m bench.routing_quality --data ../shared/data/routing` writes it.")
+    else:
+        command, points = measured
+        st.plotly_chart(routing_curve.figure(points), width="stretch", key="routing_curve")
+        st.caption(f"`{command}` · the seed tiers played by RouterBench models (8B by Mistral-7B, 70B by "
+                   "Llama-2-70B, 49B by GPT-4); quality and cost are shares of always using GPT-4.")
 
 f = filters_bar("costs")
 unit = st.radio("Bucket", ["hour", "day"], horizontal=True, key="costs_unit")

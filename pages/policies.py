@@ -10,6 +10,7 @@ import streamlit as st
 from pages._shared import db, empty_state, engine, require_operator, usd
 from router import policy_admin
 from router.classifier import TASK_LABELS
+from router.classifier.prediction import QUALITY_CLASSES
 from router.dry_run import replay
 from router.policy import Policy, PolicyError, parse_policy, parse_policy_yaml
 from router.policy_table import RULE_COLUMNS, TIER_COLUMNS, from_tables, rules_to_rows, tiers_to_rows
@@ -114,11 +115,14 @@ with form_tab:
                             key="form_baseline")
     floor = c3.number_input("Confidence floor", 0.0, 1.0, float(base.confidence_floor), 0.05, key="form_floor")
     fallback = st.multiselect("Fallback order", tiers, default=list(base.fallback_order), key="form_fallback")
-    st.markdown("**Rules** (first match wins; tasks are comma-separated labels: " + ", ".join(TASK_LABELS) + ")")
+    st.markdown("**Rules** (first match wins; tasks are comma-separated labels: " + ", ".join(TASK_LABELS) + "; "
+                "a rule with a tolerance instead of a tier picks the cheapest tier whose estimated success is "
+                "within that much of the best tier's, among tiers with a quality class)")
     rules = st.data_editor(pd.DataFrame(rules_to_rows(base), columns=list(RULE_COLUMNS)), num_rows="dynamic",
                            width="stretch", key="rules_editor",
                            column_config={column: st.column_config.NumberColumn(min_value=0.0, max_value=1.0)
-                                          for column in RULE_COLUMNS if column.endswith(("_min", "_max"))})
+                                          for column in RULE_COLUMNS if column.endswith(("_min", "_max"))
+                                          or column == "tolerance"})
     st.markdown("**Tiers** (prices in USD per 1M tokens)")
     tier_rows = st.data_editor(
         pd.DataFrame(tiers_to_rows(base), columns=list(TIER_COLUMNS)), num_rows="dynamic", width="stretch",
@@ -132,7 +136,9 @@ with form_tab:
                        "price_out": st.column_config.NumberColumn("$ out/1M", width="small", min_value=0.0),
                        "timeout_s": st.column_config.NumberColumn("timeout s", width="small", min_value=0.1),
                        "max_retries": st.column_config.NumberColumn("retries", width="small", min_value=0,
-                                                                    max_value=5, step=1)})
+                                                                    max_value=5, step=1),
+                       "quality_class": st.column_config.SelectboxColumn("quality", width="small",
+                                                                         options=list(QUALITY_CLASSES))})
     actions("form", lambda: from_tables(
         base, rules=rules.to_dict("records"), tiers=tier_rows.to_dict("records"), default_tier=default_tier,
         baseline_tier=None if baseline == baseline_options[0] else baseline, confidence_floor=float(floor),

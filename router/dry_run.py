@@ -52,7 +52,8 @@ def replay(rows: Iterable[Mapping[str, Any]], draft: Policy, current: Policy | N
             continue
         prediction = Prediction(row["task"], dict(row["task_probs"] or {}), float(row["complexity"] or 0.0),
                                 dict(row.get("complexity_dims") or {}), "replay",
-                                difficulty=-1.0 if row.get("difficulty") is None else float(row["difficulty"]))
+                                difficulty=-1.0 if row.get("difficulty") is None else float(row["difficulty"]),
+                                tier_success=dict(row.get("tier_success") or {}))
         old = row["routed_tier"]
         new = decide(prediction, draft, previous.get(conversation) if conversation else None).tier
         if conversation and row.get("tier", old) is not None:

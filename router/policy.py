@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,6 +39,8 @@ class Tier(_Strict):
     price_out: float = Field(ge=0, description="USD per 1M output tokens.")
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_retries: int = Field(default=1, ge=0, le=5)
+    quality_class: Literal["small", "medium", "large"] | None = Field(
+        default=None, description="Whose estimated success stands for this tier's in tolerance rules.")
 
     @model_validator(mode="after")
     def _url_scheme(self) -> Tier:
@@ -68,7 +70,10 @@ class ScoreRange(_Strict):
 
 class Rule(_Strict):
     name: str = Field(min_length=1)
-    tier: str = Field(min_length=1)
+    tier: str | None = Field(default=None, min_length=1, description="Where a match goes (or use tolerance).")
+    tolerance: float | None = Field(
+        default=None, ge=0, le=1, description="Instead of a tier: the cheapest tier whose estimated success is "
+        "within this much of the best tier's.")
     tasks: tuple[str, ...] = ()
     complexity: ScoreRange | None = None
     difficulty: ScoreRange | None = Field(
@@ -79,12 +84,16 @@ class Rule(_Strict):
         unknown = [t for t in self.tasks if t not in TASK_LABELS]
         if unknown:
             raise ValueError(f"unknown task label(s) {unknown}; expected one of {list(TASK_LABELS)}")
-        if not self.tasks and self.complexity is None and self.difficulty is None:
+        if not self.tasks and self.complexity is None and self.difficulty is None and self.tolerance is None:
             raise ValueError("a rule needs tasks, a difficulty or complexity range, or a combination")
+        if (self.tier is None) == (self.tolerance is None):
+            raise ValueError("a rule needs either a tier or a tolerance (not both)")
         return self
 
     def matches(self, prediction: Prediction) -> bool:
         task_ok = not self.tasks or prediction.task in self.tasks
+        if self.tolerance is not None and not prediction.tier_success:
+            return False  # nothing to compare tiers by (a classifier without the calibration)
         return (task_ok and (self.complexity is None or self.complexity.contains(prediction.complexity))
                 and (self.difficulty is None or self.difficulty.contains(prediction.difficulty)))
 
@@ -126,7 +135,10 @@ class Policy(_Strict):
         if self.baseline_tier is not None:
             check("baseline_tier", self.baseline_tier)
         for i, rule in enumerate(self.rules):
-            check(f"rules.{i}.tier", rule.tier)
+            if rule.tier is not None:
+                check(f"rules.{i}.tier", rule.tier)
+            elif len(self.classed_tiers) < 2:
+                raise ValueError(f"rules.{i}.tolerance: needs at least two tiers with a quality_class")
         for i, name in enumerate(self.fallback_order):
             check(f"fallback_order.{i}", name)
         if len(set(self.fallback_order)) != len(self.fallback_order):
@@ -136,6 +148,22 @@ class Policy(_Strict):
         if dupes:
             raise ValueError(f"rules: duplicate rule name(s) {dupes}")
         return self
+
+    @property
+    def classed_tiers(self) -> dict[str, str]:
+        """Tier name -> quality class, for the tiers that declare one."""
+        return {name: t.quality_class for name, t in self.tiers.items() if t.quality_class is not None}
+
+    def within_tolerance(self, prediction: Prediction, tolerance: float) -> tuple[str, str]:
+        """The cheapest classed tier whose estimated success is within `tolerance` of the best one's,
+        and why. Cost compares price_in + price_out (per 1M tokens)."""
+        estimates = {name: prediction.tier_success[cls] for name, cls in self.classed_tiers.items()
+                     if cls in prediction.tier_success}
+        best = max(estimates.values())
+        fits = [name for name, p in estimates.items() if p >= best - tolerance - 1e-12]
+        tier = min(fits, key=lambda n: (self.tiers[n].price_in + self.tiers[n].price_out, n))
+        shown = ", ".join(f"{name} {p:.2f}" for name, p in sorted(estimates.items(), key=lambda kv: kv[1]))
+        return tier, f"estimated success {shown}; cheapest within {tolerance:.2f} of the best"
 
     @property
     def baseline(self) -> str:
@@ -232,6 +260,10 @@ def decide(prediction: Prediction, policy: Policy, previous_tier: str | None = N
         return RouteChoice(policy.default_tier, CONFIDENCE_FLOOR, f"{unsure}; default tier")
     for rule in policy.rules:
         if rule.matches(prediction):
+            if rule.tolerance is not None:
+                tier, why = policy.within_tolerance(prediction, rule.tolerance)
+                return RouteChoice(tier, rule.name, ", ".join(filter(None, (rule.why(prediction), why))))
+            assert rule.tier is not None  # the schema requires one of the two
             return RouteChoice(rule.tier, rule.name, rule.why(prediction))
     return RouteChoice(policy.default_tier, DEFAULT, f"no rule matched (task {prediction.task}, difficulty "
                        f"{prediction.difficulty:.2f})")

@@ -8,9 +8,11 @@ from typing import Any
 
 from router.policy import Policy, PolicyError, parse_policy
 
-RULE_COLUMNS = ("name", "tasks", "difficulty_min", "difficulty_max", "complexity_min", "complexity_max", "tier")
+RULE_COLUMNS = ("name", "tasks", "difficulty_min", "difficulty_max", "complexity_min", "complexity_max", "tier",
+                "tolerance")
 SCORES = ("difficulty", "complexity")
-TIER_COLUMNS = ("name", "model", "base_url", "api_key_env", "price_in", "price_out", "timeout_s", "max_retries")
+TIER_COLUMNS = ("name", "model", "base_url", "api_key_env", "price_in", "price_out", "timeout_s", "max_retries",
+                "quality_class")
 
 
 def rules_to_rows(policy: Policy) -> list[dict[str, Any]]:
@@ -20,7 +22,7 @@ def rules_to_rows(policy: Policy) -> list[dict[str, Any]]:
         for score in SCORES:
             span = getattr(r, score)
             row[f"{score}_min"], row[f"{score}_max"] = (span.min, span.max) if span else (None, None)
-        rows.append(row | {"tier": r.tier})
+        rows.append(row | {"tier": r.tier, "tolerance": r.tolerance})
     return rows
 
 
@@ -38,9 +40,20 @@ def rows_to_rules(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for i, row in enumerate(rows):
         if all(_blank(row.get(c)) for c in RULE_COLUMNS):
             continue  # an empty row the editor added
-        rule: dict[str, Any] = {"name": str(row.get("name") or "").strip(), "tier": str(row.get("tier") or "").strip()}
+        rule: dict[str, Any] = {"name": str(row.get("name") or "").strip()}
         if not rule["name"]:
             raise PolicyError(f"rules row {i + 1}: name is empty", field=f"rules.{i}.name")
+        tolerance = row.get("tolerance")
+        if tolerance is None or _blank(tolerance):
+            rule["tier"] = str(row.get("tier") or "").strip()
+        else:
+            try:
+                rule["tolerance"] = float(tolerance)
+            except (TypeError, ValueError):
+                raise PolicyError(f"rules row {i + 1}: tolerance must be a number",
+                                  field=f"rules.{i}.tolerance") from None
+            if not _blank(row.get("tier")):
+                rule["tier"] = str(row.get("tier")).strip()
         tasks = row.get("tasks")
         if not _blank(tasks):
             rule["tasks"] = [t.strip() for t in str(tasks).split(",") if t.strip()]

@@ -77,7 +77,7 @@ class Recorder:
             policy_name=policy.name, policy_version=plan.policy_version,
             task=pred.task, confidence=pred.confidence, task_probs=pred.probabilities,
             complexity=pred.complexity, complexity_dims=pred.dimensions,
-            difficulty=pred.difficulty,
+            difficulty=pred.difficulty, tier_success=pred.tier_success or None,
             classifier_backend=pred.backend + (" (fallback)" if plan.classifier_fallback else ""),
             rule=plan.choice.rule, reason=plan.choice.reason[:256], pinned_tier=plan.pinned_tier,
             routed_tier=plan.choice.tier,

@@ -184,8 +184,8 @@ def replay_rows(db: Engine, *, policy: str | None = None, limit: int = 1000) -> 
     """The newest classified decisions with what a dry run needs, and any reviewed tier."""
     latest = latest_review_ids()
     query = (select(D.id, D.created_at, D.conversation_id, D.turn, D.task, D.task_probs,
-                    D.complexity, D.complexity_dims, D.difficulty, D.routed_tier, D.tier, D.prompt_tokens,
-                    D.completion_tokens, D.pinned_tier,
+                    D.complexity, D.complexity_dims, D.difficulty, D.tier_success, D.routed_tier, D.tier,
+                    D.prompt_tokens, D.completion_tokens, D.pinned_tier,
                     R.verdict, R.correct_tier)
              .outerjoin(latest, latest.c.decision_id == D.id)
              .outerjoin(REVIEWS, R.id == latest.c.review_id)

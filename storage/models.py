@@ -40,6 +40,7 @@ class DecisionRow(SQLModel, table=True):
     complexity: float | None = None
     complexity_dims: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))
     difficulty: float | None = None  # the chance a small tier falls short, as routing read it
+    tier_success: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))  # per quality class
     classifier_backend: str | None = Field(default=None, max_length=32)
 
     rule: str | None = Field(default=None, max_length=128)

@@ -35,6 +35,7 @@ class DecisionRecord:
     complexity: float | None = None
     complexity_dims: dict[str, float] | None = None
     difficulty: float | None = None
+    tier_success: dict[str, float] | None = None
     classifier_backend: str | None = None
 
     rule: str | None = None

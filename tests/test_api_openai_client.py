@@ -32,7 +32,8 @@ def test_non_streaming_answer_headers_and_row(api: Api) -> None:
     assert row["source"] == "api" and row["status"] == "ok" and row["http_status"] == 200
     assert row["policy_name"] == "task-complexity" and row["policy_version"] == 1
     assert row["task"] == "Code Generation" and row["rule"] == "easy-code"
-    assert 0 <= row["difficulty"] <= 0.45 and row["reason"] == f"task Code Generation, difficulty {row['difficulty']:.2f} ≤ 0.45"
+    assert 0 <= row["difficulty"] <= 0.45
+    assert row["reason"] == f"task Code Generation, difficulty {row['difficulty']:.2f} ≤ 0.45"
     assert row["tier"] == row["routed_tier"] == "llama-3-8b" and row["model"] == "meta/llama3-8b-instruct"
     assert row["fallback"] is False or row["fallback"] == 0
     assert row["classifier_backend"] == "keyword"

@@ -124,7 +124,7 @@ def test_openai_client_sees_a_typed_error(sqlite_api: Api) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         sqlite_api.openai().chat.completions.create(model="router", messages=USER,
                                                     extra_body={"router": {"policy": "nope"}})
-    assert "active policies are ['economy', 'task-complexity']" in info.value.body["message"]
+    assert "active policies are ['economy', 'quality-tolerance', 'task-complexity']" in info.value.body["message"]
 
 
 def test_unknown_path_and_method_are_json_errors(sqlite_api: Api) -> None:

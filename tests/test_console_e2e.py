@@ -126,7 +126,7 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         open_page(page, "Misroutes")
         expect(page.get_by_text("Review a decision")).to_be_visible()
         expect(page.get_by_text("Verdict", exact=True)).to_be_visible(timeout=30_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot:visible").first.wait_for(timeout=30_000)
         shot(page, "misroutes")
 
         open_page(page, "Costs and latency")
@@ -134,6 +134,6 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         expect(versions).to_contain_text("task-complexity v2", timeout=30_000)
         expect(versions).to_contain_text("task-complexity v1")
         expect(page.get_by_text("Requests per tier per hour")).to_be_visible()
-        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot:visible").first.wait_for(timeout=30_000)
         shot(page, "costs")
         browser.close()

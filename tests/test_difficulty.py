@@ -182,3 +182,47 @@ def test_reviews_become_small_tier_outcomes(tmp_path: Path) -> None:
     export.write_text("{broken\n")
     with pytest.raises(ValueError, match=r"reviewed_decisions\.jsonl:1: not JSON"):
         review_rows(export, ["llama-3-8b"])
+
+
+def test_the_artifacts_calibration_gives_each_quality_class_its_success(tmp_path: Path) -> None:
+    from router.classifier.prediction import tier_success
+
+    folder = build(tmp_path / "classes", difficulty=True)
+    labels = json.loads((folder / "labels.json").read_text())
+    calibration = {"small": {"intercept": 0.0, "slope": -1.0}, "large": {"intercept": 2.0, "slope": -0.5}}
+    (folder / "labels.json").write_text(json.dumps(labels | {"tier_success": calibration}))
+    for p in OnnxClassifier(folder).classify(TEXTS):
+        logit = math.log(p.difficulty / (1 - p.difficulty))
+        assert p.tier_success == pytest.approx({"small": 1 / (1 + math.exp(logit)),
+                                                "large": 1 / (1 + math.exp(-(2.0 - 0.5 * logit)))})
+    assert tier_success(0.5, {"small": (0.0, -1.0)}) == {"small": 0.5}
+    (folder / "labels.json").write_text(json.dumps(labels | {"tier_success": {"huge": calibration["small"]}}))
+    with pytest.raises(ArtifactError, match="tier_success classes must be among"):
+        OnnxClassifier(folder)
+    plain = build(tmp_path / "plain")
+    labels = json.loads((plain / "labels.json").read_text())
+    (plain / "labels.json").write_text(json.dumps(labels | {"tier_success": calibration}))
+    with pytest.raises(ArtifactError, match="tier_success needs the difficulty output"):
+        OnnxClassifier(plain)
+
+
+def test_class_calibration_follows_each_stand_ins_outcomes() -> None:
+    from training.difficulty import calibrate_classes
+    from training.outcomes import STAND_INS, OutcomeRow
+
+    rng = np.random.default_rng(1)
+    difficulty = rng.uniform(0.05, 0.95, 4000)
+    rows = [OutcomeRow("p", d, "routerbench/x", {STAND_INS["small"]: float(rng.random() > d),
+                                                 STAND_INS["medium"]: float(rng.random() > d * 0.8),
+                                                 STAND_INS["large"]: float(rng.random() > d * 0.3)})
+            for d in difficulty]
+    classes = calibrate_classes(difficulty, rows)
+    assert classes["small"][1] < 0 and classes["large"][1] < 0  # harder prompts, less success
+    easy, hard = np.log(0.2 / 0.8), np.log(0.8 / 0.2)
+
+    def success(name: str, logit: float) -> float:
+        return 1 / (1 + math.exp(-(classes[name][0] + classes[name][1] * logit)))
+
+    assert success("small", hard) < success("medium", hard) < success("large", hard)
+    assert success("small", easy) == pytest.approx(0.8, abs=0.05) and success("small", hard) == pytest.approx(
+        0.2, abs=0.05)

@@ -51,3 +51,18 @@ def test_reviewed_misroutes_fixed_and_introduced() -> None:
             row(1, "Code Generation", 0.9, "large", verdict="correct", conversation_id="b")]
     report = replay(rows, draft, POLICY)
     assert (report.reviewed, report.misroutes_fixed, report.misroutes_introduced) == (2, 1, 1)
+
+
+def test_difficulty_and_tolerance_rules_replay_from_the_logged_estimates() -> None:
+    classed = {name: {**tier, "quality_class": name} for name, tier in TIERS.items()}
+    draft = parse_policy({"name": "p", "tiers": classed, "default_tier": "large",
+                          "rules": [{"name": "easy", "difficulty": {"max": 0.3}, "tier": "small"},
+                                    {"name": "close", "tolerance": 0.1}]})
+    rows = [row(1, "Open QA", 0.9, "large", difficulty=0.2),  # easy: small
+            {**row(2, "Open QA", 0.9, "large", difficulty=0.6, tier_success={"small": 0.85, "large": 0.9}),
+             "conversation_id": "c2"},  # within 0.1 of the best: small
+            {**row(3, "Open QA", 0.9, "large", difficulty=0.6, tier_success={"small": 0.5, "large": 0.9}),
+             "conversation_id": "c3"},  # too far: large
+            {**row(4, "Open QA", 0.9, "large", difficulty=None), "conversation_id": "c4"}]  # logged before both
+    report = replay(rows, draft, POLICY)
+    assert report.replayed == 4 and report.moves[("large", "small")] == 2 and report.changed == 2

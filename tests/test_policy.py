@@ -167,3 +167,49 @@ def test_the_choice_says_why_in_words() -> None:
     assert decide(scored("Other", 0.2), POLICY).reason == "no rule matched (task Other, difficulty 0.20)"
     assert decide(scored("Open QA", 0.2, confidence=0.2), POLICY).reason == (
         "Open QA at 0.20, below the floor 0.35; default tier")
+
+
+def with_success(small: float, medium: float, large: float, task: str = "Open QA") -> Prediction:
+    base = prediction(task)
+    return Prediction(task, base.probabilities, 0.0, {}, "test", difficulty=0.5,
+                      tier_success={"small": small, "medium": medium, "large": large})
+
+
+def test_a_tolerance_rule_picks_the_cheapest_tier_within_reach_of_the_best() -> None:
+    policy = SEED.policies["quality-tolerance"]
+    assert policy.classed_tiers == {"nemotron-super-49b": "large", "llama-3-70b": "medium", "llama-3-8b": "small"}
+    assert decide(with_success(0.90, 0.91, 0.93), policy).tier == "llama-3-8b"  # 0.90 >= 0.93 - 0.05
+    assert decide(with_success(0.80, 0.91, 0.93), policy).tier == "nemotron-super-49b"  # cheaper than 70B
+    choice = decide(with_success(0.80, 0.95, 0.93), policy)
+    assert choice.tier == "nemotron-super-49b"  # 0.93 is within 0.05 of 70B's 0.95 and 49B costs less
+    assert choice.reason == ("estimated success llama-3-8b 0.80, nemotron-super-49b 0.93, llama-3-70b 0.95; "
+                             "cheapest within 0.05 of the best")
+    # Without a calibration (keyword backend) the rule cannot compare tiers: it does not match.
+    assert decide(prediction("Open QA"), policy).rule == DEFAULT
+
+
+EITHER = "rules.0: a rule needs either a tier or a tolerance (not both)"
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ({"name": "r", "tasks": ["Chatbot"]}, EITHER),
+    ({"name": "r", "tier": "llama-3-8b", "tolerance": 0.1}, EITHER),
+    ({"name": "r", "tolerance": 1.5}, "rules.0.tolerance: Input should be less than or equal to 1"),
+])
+def test_tolerance_rules_are_validated_by_field(rule: dict[str, object], message: str) -> None:
+    doc = copy.deepcopy(SEED.policies["quality-tolerance"].to_document())
+    doc["rules"] = [rule]
+    with pytest.raises(PolicyError) as err:
+        parse_policy(doc)
+    assert str(err.value) == message
+
+
+def test_a_tolerance_rule_needs_two_tiers_with_a_quality_class() -> None:
+    doc = copy.deepcopy(SEED.policies["quality-tolerance"].to_document())
+    for name in ("llama-3-70b", "llama-3-8b"):
+        del doc["tiers"][name]["quality_class"]
+    with pytest.raises(PolicyError, match=r"rules\.0\.tolerance: needs at least two tiers with a quality_class"):
+        parse_policy(doc)
+    doc["tiers"]["llama-3-8b"]["quality_class"] = "tiny"
+    with pytest.raises(PolicyError, match=r"tiers\.llama-3-8b\.quality_class"):
+        parse_policy(doc)

@@ -61,7 +61,7 @@ def test_policy_sync_makes_the_files_changes_new_active_versions(tmp_path: Path,
 
     done = run_cli("policy", "sync", cwd=tmp_path, env=env)
     assert done.returncode == 0 and "saved task-complexity v2 (active)" in done.stdout, done.stdout + done.stderr
-    assert active_versions(db) == {"task-complexity": 2, "economy": 1}
+    assert active_versions(db) == {"task-complexity": 2, "economy": 1, "quality-tolerance": 1}
     stored = get_version(db, "task-complexity", 2)
     assert stored.document["tiers"]["llama-3-8b"]["price_in"] == 0.99 and "synced" in (stored.comment or "")
     assert "nothing to sync" in run_cli("policy", "sync", cwd=tmp_path, env=env).stdout

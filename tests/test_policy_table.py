@@ -62,3 +62,15 @@ def test_difficulty_columns_round_trip_and_bad_cells_are_named() -> None:
     assert rules == [{"name": "hard", "tier": "big", "difficulty": {"min": 0.6, "max": 1.0}}]
     with pytest.raises(PolicyError, match="rules row 1: difficulty_min/max must be numbers"):
         rows_to_rules([{"name": "r", "tier": "x", "difficulty_max": "low"}])
+
+
+def test_tolerance_rules_and_quality_classes_round_trip_through_the_tables() -> None:
+    policy = SEED.policies["quality-tolerance"]
+    rows = rules_to_rows(policy)
+    assert rows[0]["tolerance"] == 0.05 and rows[0]["tier"] is None
+    again = from_tables(policy, rules=rows, tiers=tiers_to_rows(policy), default_tier=policy.default_tier,
+                        baseline_tier=policy.baseline_tier, confidence_floor=policy.confidence_floor,
+                        fallback_order=policy.fallback_order)
+    assert again == policy
+    with pytest.raises(PolicyError, match="rules row 1: tolerance must be a number"):
+        rows_to_rules([{"name": "r", "tolerance": "tight"}])

@@ -52,3 +52,20 @@ def test_quality_kept_cost_saved_and_the_oracle_by_hand() -> None:
     always = kept(rows, [GPT4] * 3)
     assert (always.quality, always.saved) == (1.0, 0.0)
     assert [oracle(r, [GPT4, "small"]) for r in rows] == ["small", GPT4, "small"]  # none right: the cheapest
+
+
+def test_the_curve_points_round_trip_and_draw(tmp_path) -> None:
+    from bench.routing_curve import Point, figure, read, write
+
+    points = [Point("seed", "seed policy", 0.9, 0.6), Point("t 0.1", "tolerance rule", 0.95, 0.3),
+              Point("t 0.3", "tolerance rule", 0.85, 0.8), Point("always GPT-4", "reference", 1.0, 0.0)]
+    path = tmp_path / "curve.json"
+    assert read(path) is None  # not measured yet
+    write(points, "python -m bench.routing_quality", path)
+    assert read(path) == ("python -m bench.routing_quality", points)
+    fig = figure(points)
+    by_name = {trace.name: trace for trace in fig.data}
+    assert set(by_name) == {"seed policy", "tolerance rule", "reference"}
+    assert list(by_name["tolerance rule"].x) == [0.3, 0.8]  # a line ordered by cost saved
+    path.write_text("{not json")
+    assert read(path) is None

@@ -105,7 +105,9 @@ def test_the_seed_conversation_and_easy_code_route_through_the_api(tmp_path: Pat
         client = api.openai()
         messages: list[dict[str, str]] = []
         tiers = []
-        for turn in ("Pythonでソートアルゴリズムを実装して", "このアルゴリズムの計算量を説明して", "もっと簡潔にまとめて"):
+        conversation = ("Pythonでソートアルゴリズムを実装して", "このアルゴリズムの計算量を説明して",
+                        "もっと簡潔にまとめて")
+        for turn in conversation:
             messages.append({"role": "user", "content": turn})
             raw = client.chat.completions.with_raw_response.create(model="router", messages=messages)
             tiers.append(raw.headers["x-router-tier"])
@@ -117,6 +119,15 @@ def test_the_seed_conversation_and_easy_code_route_through_the_api(tmp_path: Pat
         for prompt in ("PythonでFizzBuzzを書いて", "Write FizzBuzz in Python"):
             body = httpx.post(f"{api.base_url}/route", json={"messages": [{"role": "user", "content": prompt}]}).json()
             assert (body["tier"], body["rule"]) == ("llama-3-8b", "easy-code"), body
+        # The tolerance policy compares the tiers' estimated success, learned per quality class.
+        body = httpx.post(f"{api.base_url}/route", json={"messages": [{"role": "user", "content": "hello"}],
+                                                          "router": {"policy": "quality-tolerance"}}).json()
+        success = body["classification"]["tier_success"]
+        assert set(success) == {"small", "medium", "large"} and all(0 < v < 1 for v in success.values())
+        assert body["rule"] == "within-tolerance" and "cheapest within 0.05 of the best" in body["reason"]
+        best = max(success.values())
+        chosen = {"llama-3-8b": "small", "llama-3-70b": "medium", "nemotron-super-49b": "large"}[body["tier"]]
+        assert success[chosen] >= best - 0.05
     finally:
         api.server.stop()
         api.runtime.close()

@@ -97,10 +97,10 @@ def test_rollback_needs_an_earlier_version(db) -> None:
 
 def test_seed_only_adds_unknown_names(db) -> None:
     docs = {n: p.to_document() for n, p in SEED.policies.items()}
-    assert sorted(store.seed(db, docs)) == ["economy", "task-complexity"]
+    assert sorted(store.seed(db, docs)) == ["economy", "quality-tolerance", "task-complexity"]
     policy_admin.save(db, {**DOC, "default_tier": "llama-3-8b"}, activate=True)
     assert store.seed(db, docs) == []
-    assert store.active_versions(db) == {"economy": 1, "task-complexity": 2}
+    assert store.active_versions(db) == {"economy": 1, "quality-tolerance": 1, "task-complexity": 2}
 
 
 def test_decision_log_group_commits_and_resolves_futures(db) -> None:

@@ -192,14 +192,14 @@ def written_examples(path: Path) -> list[dict[str, Any]]:
 def reviewed_examples(path: Path) -> list[dict[str, Any]]:
     """The console's exported reviews (Misroutes page, JSONL): each reviewed prompt with its right
     task (a confirmed decision's own task, a misroute's correction); train-only."""
+    from training.benchmarks import BenchmarkError, read_objects  # here: training.evaluate imports this module
+
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise DatasetError(f"{path}:{number}: not JSON: {exc}") from None
+    try:
+        rows = list(read_objects(path))
+    except BenchmarkError as exc:
+        raise DatasetError(str(exc)) from None
+    for number, row in enumerate(rows, 1):
         task, prompt = row.get("correct_task"), row.get("prompt")
         if not prompt or task not in TASK_LABELS:
             continue  # redacted prompts and reviews that name no task teach nothing

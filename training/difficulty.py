@@ -29,7 +29,7 @@ import torch
 
 from router.classifier.artifact import Preprocessor
 from training import difficulty_graph
-from training.outcomes import NearDuplicates, outcome_rows, review_rows, routellm_prompts
+from training.outcomes import STAND_INS, NearDuplicates, OutcomeRow, outcome_rows, review_rows, routellm_prompts
 
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 HELD_OUT_SHARE = 0.2
@@ -156,6 +156,20 @@ class BuildReport:
     per_source: dict[str, int]
     l2: float
     held_out: dict[str, float]
+    tier_success: dict[str, tuple[float, float]]
+    calibration_rows: int
+
+
+def calibrate_classes(difficulty: np.ndarray, rows: Sequence[OutcomeRow]) -> dict[str, tuple[float, float]]:
+    """Per quality class, (intercept, slope) of its stand-in's success on logit(difficulty)."""
+    d = np.clip(difficulty, 1e-6, 1 - 1e-6)
+    logit = np.log(d / (1 - d))[:, None]
+    out = {}
+    for name, model in STAND_INS.items():
+        target = np.array([r.scores[model] if r.scores else 0.0 for r in rows])
+        head = fit_head(logit, target, np.ones(len(rows)), 1e-3)
+        out[name] = (head.bias, float(head.weight[0]))
+    return out
 
 
 def _say(message: str) -> None:
@@ -198,12 +212,17 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (),
               "auc_majority_fail": auc(p, target[test] > 0.5), "cross_entropy": scores[l2],
               "constant_cross_entropy": cross_entropy(np.full_like(target[test], target[~test].mean()), target[test]),
               "calibration_error": calibration_error(p, target[test]), "prompts": int(test.sum())}
+    # Per-class success, calibrated out of sample: the held-out fifth's RouterBench rows, scored by
+    # the head that did not see them.
+    scored = [i for i, r in enumerate(rows) if test[i] and r.scores]
+    classes = calibrate_classes(head(x[scored]), [rows[i] for i in scored])
     final = fit_head(x, target, weights, l2, sources)
-    return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report)
+    return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report, classes, len(scored))
 
 
-def install(head: Head, model_dir: Path) -> None:
-    """Write the head into model.onnx (replacing one already there) and flag it in labels.json."""
+def install(head: Head, model_dir: Path, tier_success: dict[str, tuple[float, float]] | None = None) -> None:
+    """Write the head into model.onnx (replacing one already there), flag it in labels.json and
+    store the per-class success calibration there."""
     path = model_dir / "model.onnx"
     model = difficulty_graph.load(path)
     model = difficulty_graph.without_difficulty(model)
@@ -212,6 +231,9 @@ def install(head: Head, model_dir: Path) -> None:
     labels_path = model_dir / "labels.json"
     labels = json.loads(labels_path.read_text(encoding="utf-8"))
     labels["difficulty"] = True
+    if tier_success is not None:
+        labels["tier_success"] = {name: {"intercept": round(a, 6), "slope": round(b, 6), "stand_in": STAND_INS[name]}
+                                  for name, (a, b) in tier_success.items()}
     labels_path.write_text(json.dumps(labels, indent=2) + "\n", encoding="utf-8")
 
 
@@ -242,6 +264,11 @@ def card_section(report: BuildReport) -> str:
         f"constant: {h['constant_cross_entropy']:.4f}), calibration error {h['calibration_error']:.3f}. "
         "What it is worth for routing is measured on RouteLLM's data, which it never saw: "
         "`python -m bench.routing_quality --data ../shared/data/routing` (README, Benchmarks).\n\n"
+        "Per-class success (`tier_success` in labels.json; what tolerance rules compare tiers by): "
+        "sigmoid(intercept + slope * logit(difficulty)) fitted to each stand-in's 0/1 outcomes on the "
+        f"{report.calibration_rows} RouterBench prompts of the held-out fifth, scored by the head fitted "
+        "without them: " + "; ".join(f"{name} ({STAND_INS[name]}) {a:+.3f} {b:+.3f}"
+                                     for name, (a, b) in report.tier_success.items()) + ".\n\n"
         "Limits: the outcome data are English benchmark prompts (multiple choice, grade-school math, short "
         "Python tasks) answered by 2023-2024 models; chat, writing and Japanese prompts are read through the "
         "multilingual encoder with no outcome labels of their own.\n"
@@ -272,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    install(head, args.model)
+    install(head, args.model, report.tier_success)
     write_card(args.model, card_section(report))
     print(f"wrote the difficulty head into {args.model / 'model.onnx'}; held-out: {report.held_out}")
     return 0

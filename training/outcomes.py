@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.benchmarks import read_objects
+
 ROUTERBENCH = Path("routerbench-subset") / "routerbench_zs"
 ROUTERDC = Path("routerdc") / "split2_model7"
 ROUTELLM_EVALS = Path("routellm") / "routellm" / "evals"
@@ -26,6 +28,9 @@ ROUTERBENCH_STRONG = "gpt-4-1106-preview"
 # RouterBench's open-weight models: what a deployment's small and medium tiers look like.
 ROUTERBENCH_SMALL = ("mistralai/mistral-7b-chat", "WizardLM/WizardLM-13B-V1.2", "meta/code-llama-instruct-34b-chat",
                      "zero-one-ai/Yi-34B-Chat", "mistralai/mixtral-8x7b-chat", "meta/llama-2-70b-chat")
+# The RouterBench models whose outcomes calibrate each quality class of tier (see the README's
+# tolerance rule): the 7B class, the 70B class, and the strongest model.
+STAND_INS = {"small": "mistralai/mistral-7b-chat", "medium": "meta/llama-2-70b-chat", "large": ROUTERBENCH_STRONG}
 ROUTERBENCH_TRAIN = ("arc_challenge_train.csv", "mbpp_train.csv", "winograde_train.csv")
 ROUTERBENCH_TEST = ("arc_challenge_test.csv", "mbpp_test.csv", "winograde_test.csv")
 # RouterDC's English files with a train split, and the unsplit ones it keeps for out-of-domain
@@ -45,6 +50,7 @@ class OutcomeRow:
     text: str
     failure: float
     source: str
+    scores: dict[str, float] | None = None  # RouterBench: each model's 0/1 outcome
 
 
 def _words(text: str) -> list[str]:
@@ -133,13 +139,7 @@ def review_rows(path: Path, small_tiers: Sequence[str]) -> list[OutcomeRow]:
     small tiers and are left out."""
     rows = []
     small = set(small_tiers)
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"{path}:{number}: not JSON: {exc}") from None
+    for item in read_objects(path):  # a line that is not JSON: a ValueError naming the file and line
         prompt, right, answered = item.get("prompt"), item.get("correct_tier"), item.get("tier")
         if not prompt or not right:
             continue
@@ -160,7 +160,7 @@ def outcome_rows(routing: Path, *, drop: NearDuplicates | None = None) -> tuple[
             dropped[source] = dropped.get(source, 0) + 1
             continue
         failure = 1.0 - sum(row.scores[m] for m in ROUTERBENCH_SMALL) / len(ROUTERBENCH_SMALL)
-        rows.append(OutcomeRow(row.text, failure, source))
+        rows.append(OutcomeRow(row.text, failure, source, row.scores))
     for name in ROUTERDC_TRAIN:
         source = "routerdc/" + name.removesuffix(".json")
         for item in json.loads((routing / ROUTERDC / name).read_text(encoding="utf-8")):

@@ -20,14 +20,21 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from router.classifier.glossary import Glossary, GlossaryError
-from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS, Prediction, complexity_score
+from router.classifier.prediction import (
+    COMPLEXITY_WEIGHTS,
+    QUALITY_CLASSES,
+    TASK_LABELS,
+    Prediction,
+    complexity_score,
+    tier_success,
+)
 from router.classifier.text import model_text
 
 GLOSSARY_FILE = "glossary-ja.tsv.gz"
@@ -46,6 +53,8 @@ class Labels:
     dimensions: tuple[str, ...]
     max_length: int
     difficulty: bool = False
+    # Per quality class, (intercept, slope) on logit(difficulty): its chance of answering well.
+    tier_success: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def load_labels(model_dir: Path, *, allow_untrained: bool = False) -> Labels:
@@ -54,8 +63,10 @@ def load_labels(model_dir: Path, *, allow_untrained: bool = False) -> Labels:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if raw.get("untrained") and not allow_untrained:
             raise ArtifactError(f"{model_dir} holds untrained heads (a latency-measurement build); it cannot route")
+        calibration = {str(k): (float(v["intercept"]), float(v["slope"]))
+                       for k, v in (raw.get("tier_success") or {}).items()}
         labels = Labels(tuple(raw["tasks"]), tuple(raw["dimensions"]), int(raw.get("max_length", 128)),
-                        bool(raw.get("difficulty", False)))
+                        bool(raw.get("difficulty", False)), calibration)
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -64,6 +75,10 @@ def load_labels(model_dir: Path, *, allow_untrained: bool = False) -> Labels:
         raise ArtifactError(f"{path}: tasks must be exactly {list(TASK_LABELS)}")
     if set(labels.dimensions) != set(COMPLEXITY_WEIGHTS):
         raise ArtifactError(f"{path}: dimensions must be exactly {list(COMPLEXITY_WEIGHTS)}")
+    if not set(labels.tier_success) <= set(QUALITY_CLASSES):
+        raise ArtifactError(f"{path}: tier_success classes must be among {list(QUALITY_CLASSES)}")
+    if labels.tier_success and not labels.difficulty:
+        raise ArtifactError(f"{path}: tier_success needs the difficulty output")
     if not 8 <= labels.max_length <= 4096:
         raise ArtifactError(f"{path}: max_length must be between 8 and 4096")
     return labels
@@ -121,7 +136,9 @@ def to_predictions(labels: Labels, task_probs: np.ndarray, dimensions: np.ndarra
         probs = probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
         p = {label: float(v) for label, v in zip(labels.tasks, probs, strict=True)}
         d = {name: float(min(1.0, max(0.0, v))) for name, v in zip(labels.dimensions, dims, strict=True)}
-        out.append(Prediction(max(p, key=p.__getitem__), p, complexity_score(d), d, backend, difficulty=hard))
+        success = tier_success(hard, labels.tier_success) if labels.tier_success and hard >= 0 else {}
+        out.append(Prediction(max(p, key=p.__getitem__), p, complexity_score(d), d, backend, difficulty=hard,
+                              tier_success=success))
     return out
 
 

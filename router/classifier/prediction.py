@@ -7,6 +7,7 @@ on the same scale by `complexity_as_difficulty`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -59,6 +60,16 @@ def complexity_as_difficulty(complexity: float) -> float:
     return points[-1][1]
 
 
+QUALITY_CLASSES: tuple[str, ...] = ("small", "medium", "large")
+
+
+def tier_success(difficulty: float, calibration: Mapping[str, tuple[float, float]]) -> dict[str, float]:
+    """Each class's chance of answering well: sigmoid(intercept + slope * logit(difficulty))."""
+    d = min(1 - 1e-6, max(1e-6, difficulty))
+    logit = math.log(d / (1 - d))
+    return {name: 1 / (1 + math.exp(-(a + b * logit))) for name, (a, b) in calibration.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     task: str
@@ -67,6 +78,9 @@ class Prediction:
     dimensions: dict[str, float] = field(default_factory=dict)
     backend: str = "unknown"
     difficulty: float = field(default=-1.0, kw_only=True)
+    # Estimated chance each quality class of tier answers well ("small", "medium", "large"), where
+    # the model carries the calibration (labels.json `tier_success`); empty otherwise.
+    tier_success: dict[str, float] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
         # A backend without a difficulty head passes none: the complexity score stands in.
@@ -84,6 +98,7 @@ class Prediction:
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "complexity": round(self.complexity, 6),
             "difficulty": round(self.difficulty, 6),
+            "tier_success": {k: round(v, 6) for k, v in self.tier_success.items()},
             "dimensions": {k: round(v, 6) for k, v in self.dimensions.items()},
             "backend": self.backend,
         }
