@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.log_level != "debug":  # alembic narrates every migration step at INFO
+    if args.log_level != "debug":  # alembic narrates every migration step, httpx every tier call, at INFO
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     status: int = args.func(args)
     return status
 

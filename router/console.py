@@ -59,7 +59,10 @@ def run(host: str, port: int, *, headless: bool = True, warm_first: bool = True)
 
     if warm_first:
         warm()
-    flags = {"server.address": host, "server.port": port, "server.headless": headless}
+    # No file watcher: an operator console does not reload on edits, and watching a checkout (its
+    # .venv included) costs inotify events and a thread that can hold up shutdown.
+    flags = {"server.address": host, "server.port": port, "server.headless": headless,
+             "server.fileWatcherType": "none"}
     bootstrap.load_config_options(flag_options=flags)
     bootstrap.run(str(APP), False, [], flags)
     return 0
