@@ -34,6 +34,7 @@ class Settings:
     drain_timeout_s: float = 3.0  # longest shutdown waits for buffered decisions before spilling them
     spill_file: Path | None = None  # where they are spilled (default: beside a SQLite file, else
     # decision-log-spill.jsonl in the working directory); the next start replays it
+    classifier_max_pending: int = 64  # prompts a model backend may have waiting; past it, 503
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -81,6 +82,7 @@ class Settings:
             console_password=env.get("ROUTER_CONSOLE_PASSWORD") or None,
             drain_timeout_s=number("ROUTER_DRAIN_TIMEOUT_S", "3"),
             spill_file=Path(env["ROUTER_SPILL_FILE"]) if env.get("ROUTER_SPILL_FILE") else None,
+            classifier_max_pending=number("ROUTER_CLASSIFIER_MAX_PENDING", "64", int),
         )
 
 

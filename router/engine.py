@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.chat_request import ROUTER_MODEL, ChatRequest, parse_chat_request
+from router.classifier.batcher import ClassifierBusy
 from router.classifier.guarded import GuardedClassifier
 from router.conversations import PreviousTiers
 from router.errors import APIError
@@ -130,7 +131,11 @@ class Engine:
                                f"{policy.name!r} (tiers: {sorted(policy.tiers)})", param="model",
                                code="model_not_found")
         t0 = time.perf_counter()
-        prediction, fell_back = await self.classifier.classify_one(req.classifier_text())
+        try:
+            prediction, fell_back = await self.classifier.classify_one(req.classifier_text())
+        except ClassifierBusy as exc:
+            raise APIError(503, str(exc), type="server_error", code="classifier_busy",
+                           headers={"Retry-After": "1"}) from None
         classify_ms = (time.perf_counter() - t0) * 1000
         conversation_id = req.derived_conversation_id()
         if pinned is not None:

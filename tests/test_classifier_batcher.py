@@ -85,3 +85,24 @@ def test_the_event_loop_keeps_running_during_inference() -> None:
 def test_max_batch_must_hold() -> None:
     with pytest.raises(ValueError):
         MicroBatcher(Slow(), max_batch=0)
+
+
+def test_past_the_bound_a_prompt_is_refused_at_once_not_queued() -> None:
+    from router.classifier.batcher import ClassifierBusy
+
+    backend = Slow()
+    batcher = MicroBatcher(backend, max_batch=1, max_wait_ms=0, max_pending=3)
+
+    async def main() -> list[object]:
+        tasks = [asyncio.create_task(batcher.classify(f"prompt {i}")) for i in range(8)]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(main())
+    busy = [r for r in results if isinstance(r, ClassifierBusy)]
+    assert len(busy) == 5 and "3 prompts waiting" in str(busy[0])
+    assert all(isinstance(r, Prediction) for r in results[:3])
+    assert batcher.pending == 0  # every slot given back, answered or not
+    assert asyncio.run(batcher.classify("after the rush")).task  # room again
+    batcher.close()
+    with pytest.raises(ValueError, match="max_pending"):
+        MicroBatcher(backend, max_pending=0)

@@ -72,3 +72,33 @@ def test_a_failing_backend_falls_back_to_keyword_and_health_says_so(sqlite_api, 
     assert health.status_code == 503
     classifier = health.json()["classifier"]
     assert classifier["failures"] == 1 and "model file is corrupt" in classifier["last_error"]
+
+
+def test_a_repeat_is_answered_inline_without_the_inference_thread() -> None:
+    import asyncio
+    import threading
+
+    from router.classifier.guarded import GuardedClassifier
+
+    class ThreadNoting(Counting):
+        def __init__(self) -> None:
+            super().__init__()
+            self.threads: list[str] = []
+
+        def classify(self, texts: Sequence[str]) -> list[Prediction]:
+            self.threads.append(threading.current_thread().name)
+            return super().classify(texts)
+
+    inner = ThreadNoting()
+    cache = CachedClassifier(inner)
+    assert cache.peek("hello there") is None
+    guarded = GuardedClassifier(cache)
+
+    async def twice() -> tuple[Prediction, Prediction]:
+        first, _ = await guarded.classify_one("hello there")
+        again, _ = await guarded.classify_one("hello there")
+        return first, again
+
+    first, again = asyncio.run(twice())
+    assert first == again and inner.threads == ["classifier_0"]  # one model call, in the worker thread
+    assert cache.peek("hello there") == first and cache.info()["cache"]["hits"] == 2

@@ -136,4 +136,10 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         expect(page.get_by_text("Requests per tier per hour")).to_be_visible()
         page.locator(".js-plotly-plot:visible").first.wait_for(timeout=30_000)
         shot(page, "costs")
+        # The offline cost-quality curve (bench/curves, measured on RouterBench) opens on request.
+        page.get_by_text("Cost-quality curve on public outcome data").click()
+        expect(page.get_by_text("quality and cost are shares of always using GPT-4")).to_be_visible(timeout=30_000)
+        expect(page.locator(".js-plotly-plot:visible").filter(has_text="RouterBench")).to_have_count(1,
+                                                                                                  timeout=30_000)
+        shot(page, "costs-curve")
         browser.close()

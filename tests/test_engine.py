@@ -135,6 +135,38 @@ def test_the_engine_records_its_own_refusals(harness: Harness) -> None:
     assert harness.requests == []  # nothing reached a tier
 
 
+class SlowModel:
+    """A model backend that takes 100 ms a prompt."""
+
+    name = "slow"
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        import time
+
+        time.sleep(0.1 * len(texts))
+        return KeywordClassifier().classify(texts)
+
+    def info(self) -> dict[str, Any]:
+        return {"backend": "slow"}
+
+
+def test_an_overloaded_classifier_refuses_with_503_and_retry_after(harness: Harness) -> None:
+    harness.engine.classifier = GuardedClassifier(SlowModel(), max_pending=2)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(harness.engine.chat(chat(f"question {i}"), source="api") for i in range(5)),
+                                    return_exceptions=True)
+
+    results = harness.run(burst())
+    refused = [r for r in results if isinstance(r, APIError)]
+    assert len(refused) == 3 and sum(isinstance(r, CompletionResult) for r in results) == 2
+    err = refused[0]
+    assert (err.status, err.code, err.headers["Retry-After"]) == (503, "classifier_busy", "1")
+    assert "prompts waiting" in err.message
+    row = get_decision(harness.db, err.headers["x-router-decision-id"])
+    assert row is not None and (row.status, row.http_status) == ("error", 503)
+
+
 def test_route_decides_without_calling_a_tier_or_recording(harness: Harness) -> None:
     request = parse_chat_request(chat("Write a Python function that reverses a list"))
     summary = harness.run(harness.engine.route(request))

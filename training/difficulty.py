@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from router.classifier.artifact import Preprocessor
 from training import difficulty_graph
@@ -82,38 +81,56 @@ def source_weights(sources: Sequence[str]) -> np.ndarray:
     return w / w.mean()
 
 
+def _loss(z: np.ndarray, y: np.ndarray, sw: np.ndarray, theta: np.ndarray, l2: float) -> float:
+    logits = z @ theta
+    # softplus(x) - y * x is the cross-entropy of sigmoid(x) against a soft target y
+    ce = np.logaddexp(0.0, logits) - y * logits
+    return float((ce * sw).mean() + l2 * (theta[:-1] ** 2).sum())
+
+
 def fit_head(x: np.ndarray, target: np.ndarray, weights: np.ndarray, l2: float,
-             groups: Sequence[str] | None = None, *, steps: int = 200) -> Head:
-    """Soft-label logistic regression on standardized features, L2-penalized. With `groups` (the
-    source of each row) each source also gets an intercept while fitting, penalized like the
-    weights: partial pooling, so the weights lean towards what makes a prompt harder than others
-    of its benchmark, while differences between benchmarks the embedding explains stay in them.
-    The head keeps the rows' mean source intercept."""
+             groups: Sequence[str] | None = None, *, steps: int = 50) -> Head:
+    """Soft-label logistic regression on standardized features, L2-penalized (not the bias),
+    fitted by Newton's method with step halving (the loss is convex: it finds the one optimum).
+    With `groups` (the source of each row) each source also gets an intercept while fitting,
+    penalized like the weights: partial pooling, so the weights lean towards what makes a prompt
+    harder than others of its benchmark, while differences between benchmarks the embedding
+    explains stay in them. The head keeps the rows' mean source intercept."""
     names = sorted(set(groups)) if groups is not None else []
     onehot = np.array([[g == n for n in names] for g in groups], dtype=np.float64) if groups is not None else None
-    full = x if onehot is None else np.concatenate([x, onehot], 1)
+    full = np.asarray(x, dtype=np.float64) if onehot is None else np.concatenate([x, onehot], 1)
     mean, std = full.mean(0), full.std(0) + 1e-6
-    z = torch.tensor((full - mean) / std, dtype=torch.float64)
-    y = torch.tensor(target, dtype=torch.float64)
-    sw = torch.tensor(weights, dtype=torch.float64)
-    w = torch.zeros(full.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        logits = z @ w + b
-        loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * sw).mean()
-        loss = loss + l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    raw = w.detach().numpy() / std
-    bias = float(b.item() - (raw * mean).sum())
+    z = np.concatenate([(full - mean) / std, np.ones((len(full), 1))], 1)  # the last column is the bias
+    y = np.asarray(target, dtype=np.float64)
+    sw = np.asarray(weights, dtype=np.float64)
+    n, d = z.shape
+    penalty = np.full(d, 2 * l2)
+    penalty[-1] = 0.0
+    theta = np.zeros(d)
+    loss = _loss(z, y, sw, theta, l2)
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ theta)))
+        grad = z.T @ (sw * (p - y)) / n + penalty * theta
+        hessian = (z * (sw * p * (1 - p))[:, None]).T @ z / n + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, grad)
+        scale = 1.0
+        while scale > 1e-4:
+            candidate = theta - scale * step
+            new_loss = _loss(z, y, sw, candidate, l2)
+            if new_loss <= loss:
+                break
+            scale /= 2
+        else:
+            break
+        theta, improved = candidate, loss - new_loss
+        loss = new_loss
+        if improved < 1e-12:
+            break
+    raw = theta[:-1] / std
+    bias = float(theta[-1] - (raw * mean).sum())
     k = x.shape[1]
     if onehot is not None:  # the source columns leave the head: their weighted mean joins the bias
-        share = (onehot * weights[:, None]).sum(0) / weights.sum()
+        share = (onehot * sw[:, None]).sum(0) / sw.sum()
         bias += float((raw[k:] * share).sum())
     return Head(raw[:k].astype(np.float32), bias)
 

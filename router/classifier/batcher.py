@@ -1,6 +1,7 @@
 """Async micro-batching for model backends: prompts that arrive together are classified in
 one call, in a worker thread, so the event loop never waits on inference and a busy
-server gets batched throughput."""
+server gets batched throughput. The number of prompts waiting is bounded: past the bound a
+prompt is refused at once (ClassifierBusy) instead of queueing without end."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 from router.classifier.prediction import Classifier, Prediction
 
+DEFAULT_MAX_PENDING = 64
+
+
+class ClassifierBusy(RuntimeError):
+    """The classifier already has `max_pending` prompts waiting or in flight."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(f"the classifier has {pending} prompts waiting; retry shortly")
+        self.pending = pending
+
 
 class MicroBatcher:
-    def __init__(self, classifier: Classifier, *, max_batch: int = 32, max_wait_ms: float = 1.0) -> None:
+    def __init__(self, classifier: Classifier, *, max_batch: int = 32, max_wait_ms: float = 1.0,
+                 max_pending: int = DEFAULT_MAX_PENDING) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self.max_pending = max_pending
+        self.pending = 0  # prompts queued or being classified
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
@@ -25,13 +41,19 @@ class MicroBatcher:
         self.items = 0
 
     async def classify(self, text: str) -> Prediction:
+        if self.pending >= self.max_pending:
+            raise ClassifierBusy(self.pending)
         if self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._run())
         assert self._queue is not None
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        await self._queue.put((text, future))
-        return await future
+        self.pending += 1
+        try:
+            await self._queue.put((text, future))
+            return await future
+        finally:
+            self.pending -= 1
 
     async def _run(self) -> None:
         assert self._queue is not None

@@ -33,6 +33,17 @@ class CachedClassifier:
         self._entries: OrderedDict[str | bytes, Prediction] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, text: str) -> Prediction | None:
+        """The cached prediction, counted as a hit, or None; never runs the model (the engine
+        answers hits inline, without the hop to the inference thread)."""
+        key = cache_key(text)
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+        return hit
+
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         found: dict[int, Prediction] = {}
         keys = [cache_key(t) for t in texts]

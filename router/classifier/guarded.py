@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from router.classifier.batcher import MicroBatcher
+from router.classifier.batcher import DEFAULT_MAX_PENDING, ClassifierBusy, MicroBatcher
 from router.classifier.keyword import KeywordClassifier
 from router.classifier.prediction import Classifier, Prediction
 
@@ -19,7 +19,8 @@ INLINE_CHARS = 2000  # longer prompts are classified off the event loop
 
 
 class GuardedClassifier:
-    def __init__(self, classifier: Classifier) -> None:
+    def __init__(self, classifier: Classifier, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        self.max_pending = max_pending
         self.keyword = KeywordClassifier()
         self.failures = 0
         self.last_error: str | None = None
@@ -33,7 +34,8 @@ class GuardedClassifier:
     def classifier(self, value: Classifier) -> None:
         # The keyword classifier takes microseconds and runs inline.
         self._classifier = value
-        self._batcher = None if value.info().get("backend") == "keyword" else MicroBatcher(value)
+        self._batcher = (None if value.info().get("backend") == "keyword"
+                         else MicroBatcher(value, max_pending=self.max_pending))
 
     def info(self) -> dict[str, Any]:
         return {**self.classifier.info(), "failures": self.failures, "last_error": self.last_error}
@@ -50,6 +52,11 @@ class GuardedClassifier:
             return self._fall_back(texts, exc), True
 
     async def classify_one(self, text: str) -> tuple[Prediction, bool]:
+        peek = getattr(self._classifier, "peek", None)
+        if self._batcher is not None and peek is not None:
+            hit = peek(text)  # a repeat costs a dictionary lookup, not a thread hop
+            if hit is not None:
+                return hit, False
         if self._batcher is None:
             # Short prompts take microseconds inline; a long one (bounded, but milliseconds) goes to a
             # worker thread so it never holds up the event loop.
@@ -60,6 +67,8 @@ class GuardedClassifier:
             return predictions[0], fell_back
         try:
             return await self._batcher.classify(text), False
+        except ClassifierBusy:
+            raise  # overload is the caller's to refuse (503), not a backend failure to hide
         except Exception as exc:
             return self._fall_back([text], exc)[0], True
 
