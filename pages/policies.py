@@ -120,9 +120,17 @@ with form_tab:
                 "within that much of the best tier's, among tiers with a quality class)")
     rules = st.data_editor(pd.DataFrame(rules_to_rows(base), columns=list(RULE_COLUMNS)), num_rows="dynamic",
                            width="stretch", key="rules_editor",
-                           column_config={column: st.column_config.NumberColumn(min_value=0.0, max_value=1.0)
-                                          for column in RULE_COLUMNS if column.endswith(("_min", "_max"))
-                                          or column == "tolerance"})
+                           # Sized so every column, tier and tolerance included, fits without scrolling.
+                           column_config={
+                               "name": st.column_config.TextColumn(width="small"),
+                               "tasks": st.column_config.TextColumn(width="medium"),
+                               **{column: st.column_config.NumberColumn(
+                                   column.replace("difficulty", "diff.").replace("complexity", "cplx.")
+                                   .replace("_", " "), width="small", min_value=0.0, max_value=1.0)
+                                  for column in RULE_COLUMNS if column.endswith(("_min", "_max"))},
+                               "tier": st.column_config.TextColumn(width="small"),
+                               "tolerance": st.column_config.NumberColumn(width="small", min_value=0.0,
+                                                                          max_value=1.0)})
     st.markdown("**Tiers** (prices in USD per 1M tokens)")
     tier_rows = st.data_editor(
         pd.DataFrame(tiers_to_rows(base), columns=list(TIER_COLUMNS)), num_rows="dynamic", width="stretch",
@@ -130,7 +138,7 @@ with form_tab:
         # Sized so every column, timeout and retries included, fits without scrolling sideways.
         column_config={"name": st.column_config.TextColumn(width="small"),
                        "model": st.column_config.TextColumn(width="medium"),
-                       "base_url": st.column_config.TextColumn(width="medium"),
+                       "base_url": st.column_config.TextColumn(width="small"),
                        "api_key_env": st.column_config.TextColumn("key variable", width="small"),
                        "price_in": st.column_config.NumberColumn("$ in/1M", width="small", min_value=0.0),
                        "price_out": st.column_config.NumberColumn("$ out/1M", width="small", min_value=0.0),

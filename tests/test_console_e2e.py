@@ -141,5 +141,6 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         expect(page.get_by_text("quality and cost are shares of always using GPT-4")).to_be_visible(timeout=30_000)
         expect(page.locator(".js-plotly-plot:visible").filter(has_text="RouterBench")).to_have_count(1,
                                                                                                   timeout=30_000)
+        page.wait_for_timeout(1000)  # the expander's opening animation, for a whole figure in the shot
         shot(page, "costs-curve")
         browser.close()
