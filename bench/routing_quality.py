@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench.common import command_line
 from bench.routing_curve import CURVE_FILE, Point, write, write_png
+from router.classifier.prediction import Prediction
 from training.evaluate import jsonl_rows
 from training.outcomes import ROUTERBENCH_STRONG, ROUTERBENCH_TEST, STAND_INS, RouterBenchRow, routerbench_rows
 
@@ -169,20 +170,26 @@ def oracle(row: RouterBenchRow, models: Sequence[str]) -> str:
     return min(right or models, key=lambda m: row.costs[m])
 
 
-def routerbench_report(root: Path) -> list[Point]:
-    from router.classifier.text import join_turn_and_context
-    from router.config import DEFAULT_CONFIG, Settings, load_seed
-    from router.policy import decide, parse_policy
+def shipped_predictions(texts: Sequence[str]) -> list[Prediction]:
+    """The shipped classifier's predictions, in batches as the server's batcher would see them."""
+    from router.config import Settings
     from router.runtime import make_classifier
+
+    classifier, _ = make_classifier(Settings.from_env())
+    out: list[Prediction] = []
+    for start in range(0, len(texts), 64):
+        out += classifier.classify(texts[start:start + 64])
+    return out
+
+
+def routerbench_report(root: Path) -> list[Point]:
+    from router.config import DEFAULT_CONFIG, load_seed
+    from router.policy import decide, parse_policy
 
     rows = routerbench_rows(root, ROUTERBENCH_TEST)
     seed = load_seed(DEFAULT_CONFIG)
     policy = seed.policies[seed.default_policy]
-    classifier, _ = make_classifier(Settings.from_env())
-    predictions = []
-    texts = [join_turn_and_context(r.text, "") for r in rows]
-    for start in range(0, len(texts), 64):
-        predictions += classifier.classify(texts[start:start + 64])
+    predictions = shipped_predictions([r.text for r in rows])
     models = sorted(rows[0].scores)
     tiers = list(ROUTERBENCH_TIERS.values())
     small, strong = ROUTERBENCH_TIERS["llama-3-8b"], ROUTERBENCH_STRONG
@@ -214,17 +221,10 @@ def classifier_scores(items: Sequence[Item]) -> dict[str, list[float]]:
     """The shipped classifier's difficulty (what the seed policy's rules read) and its complexity
     (what they read before), from one pass over the prompts as the server classifies them."""
     from router.classifier.text import join_turn_and_context
-    from router.config import Settings
-    from router.runtime import make_classifier
 
-    classifier, _ = make_classifier(Settings.from_env())
-    texts = [join_turn_and_context(it.prompt, it.context) for it in items]
-    out: dict[str, list[float]] = {"difficulty (shipped classifier)": [], "complexity (shipped classifier)": []}
-    for start in range(0, len(texts), 64):
-        for p in classifier.classify(texts[start:start + 64]):
-            out["difficulty (shipped classifier)"].append(p.difficulty)
-            out["complexity (shipped classifier)"].append(p.complexity)
-    return out
+    predictions = shipped_predictions([join_turn_and_context(it.prompt, it.context) for it in items])
+    return {"difficulty (shipped classifier)": [p.difficulty for p in predictions],
+            "complexity (shipped classifier)": [p.complexity for p in predictions]}
 
 
 def main(argv: list[str] | None = None) -> int:

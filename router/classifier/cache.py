@@ -36,12 +36,17 @@ class CachedClassifier:
     def peek(self, text: str) -> Prediction | None:
         """The cached prediction, counted as a hit, or None; never runs the model (the engine
         answers hits inline, without the hop to the inference thread)."""
-        key = cache_key(text)
         with self._lock:
-            hit = self._entries.get(key)
+            hit = self._recall(cache_key(text))
             if hit is not None:
-                self._entries.move_to_end(key)
                 self.hits += 1
+        return hit
+
+    def _recall(self, key: str | bytes) -> Prediction | None:
+        """The entry for `key`, marked most recently used (the caller holds the lock)."""
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
         return hit
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
@@ -49,9 +54,8 @@ class CachedClassifier:
         keys = [cache_key(t) for t in texts]
         with self._lock:
             for i, key in enumerate(keys):
-                hit = self._entries.get(key)
+                hit = self._recall(key)
                 if hit is not None:
-                    self._entries.move_to_end(key)
                     found[i] = hit
         missing = [i for i in range(len(texts)) if i not in found]
         if missing:  # one batched call for everything not cached
