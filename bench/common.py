@@ -67,6 +67,27 @@ def wait_http(url: str, timeout_s: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up within {timeout_s}s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and all its descendants so far (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        todo += children.get(current, [])
+    return total
+
+
 def start(args: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out,
@@ -84,16 +105,17 @@ def bench_config(path: Path, simulator_url: str) -> Path:
     return path
 
 
-def start_stack(tmp: Path, *, database_url: str, ttft_ms: float = 0) -> tuple[str, str, list[subprocess.Popen]]:
-    """The simulator and `serve` (every tier on that simulator) as processes on loopback,
-    up and answering. Returns the simulator URL, the API URL and the processes."""
+def start_stack(tmp: Path, *, database_url: str, ttft_ms: float = 0, workers: int = 1,
+                env: dict[str, str] | None = None) -> tuple[str, str, list[subprocess.Popen]]:
+    """The simulator and `serve --workers N` (every tier on that simulator) as processes on
+    loopback, up and answering. Returns the simulator URL, the API URL and the processes."""
     sim_port, api_port = free_port(), free_port()
     sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
     sim = start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port), "--ttft-ms",
                  str(ttft_ms), "--tokens-per-s", "0"], log=tmp / "simulator.log")
-    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port)],
+    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port), "--workers", str(workers)],
                 env={"DATABASE_URL": database_url, "ROUTER_CONFIG": str(bench_config(tmp / "bench.yaml",
-                                                                                     sim_url + "/v1"))},
+                                                                                     sim_url + "/v1")), **(env or {})},
                 log=tmp / "serve.log")
     wait_http(sim_url + "/health")
     wait_http(api_url + "/health?tiers=0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 import uvicorn
@@ -15,12 +16,22 @@ def _serve(args: argparse.Namespace) -> int:
     from router.server import create_app
 
     try:  # configuration errors are a message, not a start-up traceback
-        load_seed(Settings.from_env().config_path)
+        settings = Settings.from_env()
+        load_seed(settings.config_path)
     except (ValueError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
-    return 0
+    if args.workers < 1:
+        print(f"error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        uvicorn.run(create_app(), host=args.host, port=args.port, log_level=args.log_level,
+                    access_log=args.access_log)
+        return 0
+    from router.workers import serve_workers
+
+    return serve_workers(settings, args.workers, host=args.host, port=args.port, log_level=args.log_level,
+                         access_log=args.access_log)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -77,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--access-log", action="store_true")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("ROUTER_WORKERS") or 1),
+                       help="server processes sharing the port (default ROUTER_WORKERS, else 1); "
+                            "about one per core (README, Scaling)")
     serve.set_defaults(func=_serve)
 
     console = sub.add_parser("console", help="run the operator console (Streamlit), warmed before the first page")

@@ -35,6 +35,8 @@ class Settings:
     spill_file: Path | None = None  # where they are spilled (default: beside a SQLite file, else
     # decision-log-spill.jsonl in the working directory); the next start replays it
     classifier_max_pending: int = 64  # prompts a model backend may have waiting; past it, 503
+    classifier_threads: int = 0  # ONNX Runtime intra-op threads; 0: min(2, cores)
+    simulator_url: str | None = None  # a running tier simulator to use instead of starting one
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -83,6 +85,9 @@ class Settings:
             drain_timeout_s=number("ROUTER_DRAIN_TIMEOUT_S", "3"),
             spill_file=Path(env["ROUTER_SPILL_FILE"]) if env.get("ROUTER_SPILL_FILE") else None,
             classifier_max_pending=number("ROUTER_CLASSIFIER_MAX_PENDING", "64", int),
+            classifier_threads=(number("ROUTER_CLASSIFIER_THREADS", "1", int)
+                                if env.get("ROUTER_CLASSIFIER_THREADS") else 0),
+            simulator_url=env.get("ROUTER_SIMULATOR_URL") or None,
         )
 
 

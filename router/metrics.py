@@ -1,9 +1,16 @@
-"""Prometheus metrics for the API server, fed from decision rows as they are logged."""
+"""Prometheus metrics for the API server, fed from decision rows as they are logged.
+
+Under `serve --workers N` each worker process counts into prometheus_client's shared files
+(PROMETHEUS_MULTIPROC_DIR, which serve sets) and whichever worker answers /metrics reports the
+sum over all of them."""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from storage.decision_log import LogStats
 from storage.record import DecisionRecord
@@ -39,9 +46,12 @@ class Metrics:
                                  ["routed_tier", "tier"], registry=r)
         self.errors = Counter("router_errors_total", "Failed attempts and failed requests by cause.", ["cause"],
                               registry=r)
-        self.log_queue = Gauge("router_decision_log_queue", "Decisions waiting to be written.", registry=r)
+        # livesum: with several workers, the sum over the processes alive (ignored in one process)
+        self.log_queue = Gauge("router_decision_log_queue", "Decisions waiting to be written.", registry=r,
+                               multiprocess_mode="livesum")
         self.dead_letters = Gauge("router_decision_log_dead_letters", "Decision rows the database refused, kept "
-                                  "in the dead_letters table since this process started.", registry=r)
+                                  "in the dead_letters table since this process started.", registry=r,
+                                  multiprocess_mode="livesum")
         self.log_write = Histogram("router_decision_log_write_seconds", "Duration of one group commit.",
                                    buckets=(*FAST_BUCKETS, 0.25, 0.5, 1, 5), registry=r)
 
@@ -79,6 +89,11 @@ class Metrics:
     def render(self, log: LogStats) -> bytes:
         self.log_queue.set(log.queued)
         self.dead_letters.set(log.dead_letters)
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if shared:  # several workers: every process's counts, not this one's alone
+            combined = CollectorRegistry()
+            MultiProcessCollector(combined, path=shared)  # type: ignore[no-untyped-call]
+            return generate_latest(combined)
         return generate_latest(self.registry)
 
 

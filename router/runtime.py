@@ -50,7 +50,7 @@ def make_classifier(settings: Settings, cache_entries: int = 10_000) -> tuple[Cl
         if name == "onnx":
             from router.classifier.onnx import OnnxClassifier
 
-            inner: Classifier = OnnxClassifier(settings.classifier_model)
+            inner: Classifier = OnnxClassifier(settings.classifier_model, threads=settings.classifier_threads or None)
         elif name == "triton":
             from router.classifier.triton import TritonClassifier
 
@@ -113,6 +113,7 @@ class Runtime:
         degraded = not stats.healthy or engine.classifier.failures > 0
         return {
             "status": "degraded" if degraded else "ok",
+            "process": os.getpid(),  # which worker answered, under `serve --workers`
             "classifier": classifier,
             "database": {"location": describe(self.db), "healthy": stats.healthy, "queued": stats.queued,
                          "written": stats.written, "last_error": stats.last_error,
@@ -163,11 +164,10 @@ class Runtime:
         return out
 
 
-def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
-                  simulator_url: str | None = None) -> Runtime:
-    """Open the database (migrating it), seed policies, and start the simulator if a tier needs it."""
-    settings = settings or Settings.from_env()
-    environ = os.environ if environ is None else environ
+def prepare_database(settings: Settings) -> tuple[DBEngine, PolicyRegistry, list[str]]:
+    """Open the database, migrate it and seed the config file's policies: the database, the
+    policy registry, and the policies whose file differs from the database. `serve --workers`
+    runs it once before it starts the workers, which then find the schema and policies in place."""
     seed = load_seed(settings.config_path)
     db = make_engine(settings.database_url)
     migrate(db)
@@ -180,6 +180,16 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
                     "`router policy sync` makes the file's changes new versions", drift, settings.config_path)
     registry = PolicyRegistry(db, seed.default_policy)
     registry.get()  # the default policy must exist
+    return db, registry, drift
+
+
+def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None,
+                  simulator_url: str | None = None) -> Runtime:
+    """Open the database (migrating it), seed policies, and start the simulator if a tier needs it."""
+    settings = settings or Settings.from_env()
+    environ = os.environ if environ is None else environ
+    db, registry, drift = prepare_database(settings)
+    simulator_url = simulator_url or settings.simulator_url
     simulator = None
     missing = tiers_without_keys(registry, environ)
     if simulator_url is None and missing and settings.simulator == "auto":

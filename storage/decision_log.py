@@ -16,12 +16,13 @@ be held back until its decision is durable, while many requests share one commit
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -257,9 +258,20 @@ class DecisionLog:
 
     # -- spill at shutdown, replay at start -----------------------------------------------
 
+    @contextlib.contextmanager
+    def _spill_lock(self) -> Iterator[None]:
+        """Held while spilling or replaying: the worker processes of one server share the spill
+        file, and neither may replay rows twice nor interleave their lines."""
+        with self.spill_path.with_name(self.spill_path.name + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def _spill(self, items: list[Item]) -> None:
         try:
-            with self.spill_path.open("a", encoding="utf-8") as f:
+            with self._spill_lock(), self.spill_path.open("a", encoding="utf-8") as f:
                 for row, _ in items:
                     f.write(json.dumps(row, default=_json_default, ensure_ascii=False) + "\n")
         except OSError as exc:
@@ -278,6 +290,13 @@ class DecisionLog:
 
     def _replay(self) -> None:
         """Write the rows the last shutdown spilled (and any an interrupted replay left)."""
+        try:
+            with self._spill_lock():
+                self._replay_locked()
+        except OSError as exc:
+            log.error("decision log: cannot lock the spill file %s: %s", self.spill_path, exc)
+
+    def _replay_locked(self) -> None:
         replay = self._replay_path
         try:
             if self.spill_path.exists():

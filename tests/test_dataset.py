@@ -110,3 +110,28 @@ def test_exported_reviews_join_with_their_right_task(tmp_path: Path) -> None:
     export.write_text("not json\n")
     with pytest.raises(DatasetError, match=r"reviewed_decisions\.jsonl:1"):
         reviewed_examples(export)
+
+
+def test_written_prompts_keep_their_quotes_lines_and_context(tmp_path: Path) -> None:
+    from training.dataset import written_examples
+
+    (tmp_path / "ja_written.tsv").write_text("# c\ntask\tprompt\tcontext\n"
+                                             "Rewrite\tもっと短くして\tuser: a\\nassistant: b\n", encoding="utf-8")
+    (tmp_path / "written.tsv").write_text('task\tprompt\tcontext\nChatbot\t"Captain, the storm!" she said\t\n'
+                                          "Summarization\tTL;DR:\\n\\nline one\\nline two\t\n", encoding="utf-8")
+    got = written_examples(tmp_path)
+    assert [(e["task"], e["prompt"], e["context"]) for e in got] == [
+        ("Rewrite", "もっと短くして", "user: a\nassistant: b"),
+        ("Chatbot", '"Captain, the storm!" she said', ""),  # a leading quotation mark is text, not CSV quoting
+        ("Summarization", "TL;DR:\n\nline one\nline two", "")]
+    assert len({e["id"] for e in got}) == 3 and all(e["train_only"] and e["source"] == "team-written" for e in got)
+
+
+def test_the_shipped_written_prompts_cover_every_label_in_both_languages() -> None:
+    from router.classifier.prediction import TASK_LABELS
+    from training.dataset import LABELS_DIR, written_examples
+
+    got = written_examples(LABELS_DIR)
+    japanese = {e["task"] for e in got if any("\u3040" <= ch <= "\u9fff" for ch in e["prompt"])}
+    english = {e["task"] for e in got if e["prompt"].isascii()}
+    assert japanese == english == set(TASK_LABELS)

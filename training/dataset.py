@@ -65,7 +65,8 @@ def text_sha(text: str) -> str:
 def read_label_rows(path: Path) -> list[dict[str, str]]:
     """Rows of a tab-separated label file; '#' lines are comments. Errors name the line."""
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
-    rows = list(csv.DictReader(lines, delimiter="\t"))
+    # No quoting: a prompt may begin with a quotation mark, and a tab never occurs inside a field.
+    rows = list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
     for number, row in enumerate(rows, start=2):
         if row.get("task") not in TASK_LABELS:
             raise DatasetError(f"{path.name}: row {number}: unknown task {row.get('task')!r}")
@@ -179,13 +180,19 @@ def dolly_examples(path: Path, per_label: int, seed: int) -> list[dict[str, Any]
     return out
 
 
-def written_examples(path: Path) -> list[dict[str, Any]]:
-    """Prompts the maintainers wrote (training/labels/ja_written.tsv); train-only."""
+WRITTEN_FILES = ("ja_written.tsv", "written.tsv")
+
+
+def written_examples(labels_dir: Path) -> list[dict[str, Any]]:
+    """Prompts the maintainers wrote (training/labels/ja_written.tsv, written.tsv); train-only."""
     out = []
-    for i, row in enumerate(read_label_rows(path)):
-        context = (row.get("context") or "").replace("\\n", "\n")  # the file writes newlines as \n
-        out.append({"prompt": row["prompt"], "task": row["task"], "context": context, "source": "team-written",
-                    "license": LICENSES["team-written"], "id": f"written-{i}", "train_only": True})
+    for name in WRITTEN_FILES:
+        for i, row in enumerate(read_label_rows(labels_dir / name)):
+            # The files write a newline as \n (a pasted text's lines, a context's turns).
+            prompt, context = (row[key].replace("\\n", "\n") if row.get(key) else "" for key in ("prompt", "context"))
+            out.append({"prompt": prompt, "task": row["task"], "context": context, "source": "team-written",
+                        "license": LICENSES["team-written"], "id": f"written-{Path(name).stem}-{i}",
+                        "train_only": True})
     return out
 
 
@@ -228,8 +235,8 @@ def main() -> int:
     parser.add_argument("--dolly", type=Path, help="databricks-dolly-15k-ja.jsonl (../shared/data): its training "
                         "rows join as train-only prompts; its test split never does")
     parser.add_argument("--dolly-per-label", type=int, default=900, help="at most this many dolly rows per task")
-    parser.add_argument("--written", action="store_true", help="also the maintainers' Japanese prompts for the "
-                        "labels dolly lacks (training/labels/ja_written.tsv; train-only)")
+    parser.add_argument("--written", action="store_true", help="also the prompts the maintainers wrote (English "
+                        "and Japanese, every label: training/labels/ja_written.tsv, written.tsv; train-only)")
     parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
                         "(reviewed_decisions.jsonl; repeatable): each reviewed prompt joins with its right task")
     parser.add_argument("--seed", type=int, default=13)
@@ -239,7 +246,7 @@ def main() -> int:
         if args.dolly:
             examples += dolly_examples(args.dolly, args.dolly_per_label, args.seed)
         if args.written:
-            examples += written_examples(args.labels / "ja_written.tsv")
+            examples += written_examples(args.labels)
         for path in args.reviews:
             examples += reviewed_examples(path)
     except (DatasetError, OSError) as exc:

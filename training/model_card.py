@@ -129,9 +129,10 @@ def extra_sources_note(sources: Counter[str]) -> str:
                      "of the other sources is the one earlier builds were scored on. The build is a derived work "
                      "of this CC BY-SA 3.0 data and is shared under the same license.")
     if sources.get("team-written"):
-        notes.append(f" Team-written: {sources['team-written']} Japanese prompts the maintainers wrote for the labels "
-                     "dolly lacks (Code Generation, Chatbot, Rewrite, Other; training/labels/ja_written.tsv); they "
-                     "train only and are never scored on.")
+        notes.append(f" Team-written: {sources['team-written']} prompts the maintainers wrote for this project "
+                     "(training/labels/ja_written.tsv: Japanese, for the labels dolly lacks; written.tsv: English and "
+                     "Japanese for every label, in everyday words, with pasted material, and follow-ups with their "
+                     "earlier turns); they train only and are never scored on.")
     return "".join(notes)
 
 
