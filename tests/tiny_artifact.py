@@ -33,7 +33,9 @@ def difficulty_weight() -> np.ndarray:
     return weight
 
 
-def build(folder: Path, max_length: int = 32, *, difficulty: bool = False) -> Path:
+def build(folder: Path, max_length: int = 32, *, difficulty: bool = False, mixer: bool = False) -> Path:
+    """With `mixer`, the token vectors go through one constant matrix product before pooling,
+    as a real encoder's layers do (what static quantization quantizes)."""
     folder.mkdir(parents=True, exist_ok=True)
     words = ["[PAD]", "[UNK]", *CUES, *HARD, "the", "a", "list", "me", "write", "please"]
     vocab = {w: i for i, w in enumerate(words)}
@@ -60,8 +62,13 @@ def build(folder: Path, max_length: int = 32, *, difficulty: bool = False) -> Pa
         (emb, "emb"), (w_task, "w_task"), (np.zeros(len(TASK_LABELS), np.float32), "b_task"),
         (w_dims, "w_dims"), (b_dims, "b_dims"), (np.array([1], np.int64), "seq_axis"),
         (np.array([2], np.int64), "last_axis"), (np.array(1.0, np.float32), "one"))]
+    if mixer:  # near the identity, so the cue words keep their labels
+        rng = np.random.default_rng(0)
+        mix = (np.eye(hidden) + rng.normal(0, 0.05, (hidden, hidden))).astype(np.float32)
+        inits.append(numpy_helper.from_array(mix, "w_mix"))
     nodes = [
-        helper.make_node("Gather", ["emb", "input_ids"], ["tok"]),
+        helper.make_node("Gather", ["emb", "input_ids"], ["tok_raw" if mixer else "tok"], name="embed"),
+        *([helper.make_node("MatMul", ["tok_raw", "w_mix"], ["tok"], name="mixer")] if mixer else []),
         helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["mask_f", "last_axis"], ["mask3"]),
         helper.make_node("Mul", ["tok", "mask3"], ["masked"]),
