@@ -106,17 +106,24 @@ def bench_config(path: Path, simulator_url: str) -> Path:
 
 
 def start_stack(tmp: Path, *, database_url: str, ttft_ms: float = 0, workers: int = 1,
-                env: dict[str, str] | None = None) -> tuple[str, str, list[subprocess.Popen]]:
-    """The simulator and `serve --workers N` (every tier on that simulator) as processes on
-    loopback, up and answering. Returns the simulator URL, the API URL and the processes."""
-    sim_port, api_port = free_port(), free_port()
-    sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
-    sim = start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port), "--ttft-ms",
-                 str(ttft_ms), "--tokens-per-s", "0"], log=tmp / "simulator.log")
-    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port), "--workers", str(workers)],
-                env={"DATABASE_URL": database_url, "ROUTER_CONFIG": str(bench_config(tmp / "bench.yaml",
-                                                                                     sim_url + "/v1")), **(env or {})},
+                env: dict[str, str] | None = None, simulator_url: str | None = None
+                ) -> tuple[str, str, list[subprocess.Popen]]:
+    """The simulator (unless `simulator_url` names a running one) and `serve --workers N`, every
+    tier on that simulator, as processes on loopback, up and answering. Returns the simulator
+    URL, the API URL and the processes (the server first)."""
+    procs = []
+    sim_url = simulator_url
+    if sim_url is None:
+        sim_port = free_port()
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        procs.append(start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port),
+                            "--ttft-ms", str(ttft_ms), "--tokens-per-s", "0"], log=tmp / "simulator.log"))
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    config = bench_config(tmp / "bench.yaml", sim_url + "/v1")
+    api = start(["-m", "router", "--log-level", "warning", "serve", "--port", str(api_port), "--workers",
+                 str(workers)], env={"DATABASE_URL": database_url, "ROUTER_CONFIG": str(config), **(env or {})},
                 log=tmp / "serve.log")
     wait_http(sim_url + "/health")
-    wait_http(api_url + "/health?tiers=0")
-    return sim_url, api_url, [api, sim]
+    wait_http(api_url + "/health?tiers=0", timeout_s=90)
+    return sim_url, api_url, [api, *procs]
