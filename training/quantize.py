@@ -5,7 +5,8 @@ on the batch and the ONNX backend can batch.
 tensor, padding and neighbouring prompts included, so that model runs one prompt per call.
 Here the scales are fixed once from calibration prompts drawn from the training split (never
 the held-out one): QDQ format, int8 weights per output channel, uint8 activations, and only the
-encoder's weight matrix products quantized (the heads and the attention products stay fp32).
+encoder's weight matrix products quantized, less each feed-forward block's down-projection (the
+heads, the attention's own products and those stay fp32).
 
     python -m training.quantize --model models/prompt-classifier --data ml.jsonl [--calibration 300]
 
@@ -67,12 +68,20 @@ def encoder_matmuls(model: onnx.ModelProto) -> list[str]:
             if index not in after_pooling:
                 after_pooling.add(index)
                 todo += list(nodes[index].output)
+    shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
     names = [node.name for index, node in enumerate(nodes)
              if node.op_type == "MatMul" and len(node.input) == 2 and node.input[1] in constants
-             and index not in after_pooling and node.name]
+             and index not in after_pooling and node.name and not _down_projection(shapes.get(node.input[1]))]
     if not names:
         raise ValueError("no encoder matrix product with constant weights found: nothing to quantize")
     return names
+
+
+def _down_projection(shape: tuple[int, ...] | None) -> bool:
+    """A feed-forward block's second product (e.g. 1536 -> 384) reads the GELU's output, whose
+    few large values a per-tensor uint8 scale flattens: left fp32, held-out accuracy stayed
+    0.796 against 0.722 with it quantized (the dynamic model: 0.768)."""
+    return shape is not None and len(shape) == 2 and shape[0] > shape[1]
 
 
 def calibration_texts(examples: list[Example], n: int, seed: int) -> list[str]:
