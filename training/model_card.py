@@ -51,8 +51,9 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
     selections = Counter(r.get("selection", "unknown") for r in rows if r.get("source") == "sharegpt")
     lines = ["# Prompt task and complexity classifier", "",
              f"{encoder}, fine-tuned with a task head over NVIDIA's 11 task types and a complexity-dimensions "
-             "head. Shipped as int8 ONNX (`model.onnx`, dynamic quantization); the fp32 export is rebuilt by the "
-             "command below and not committed.", "", "Built with (the README's classifier section has the set-up):", "",
+             f"head. Shipped as int8 ONNX (`model.onnx`, {quantization_words(out)}); the fp32 export is rebuilt by "
+             "the commands below and not committed.", "",
+             "Built with (the README's classifier section has the set-up):", "",
              command, "",
              "## Data", "", "| source | prompts | license |", "| --- | --- | --- |"]
     lines += [f"| {s} | {n} | {licenses.get(s, 'unknown')} |" for s, n in sources.most_common()]
@@ -106,15 +107,33 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
               "The best measured build that beats the keyword classifier on every evaluation set ships as "
               "`models/prompt-classifier/`, which `ROUTER_CLASSIFIER=auto` picks up; the targets it misses are "
               "marked MISSED above and stay open.", "",
-              "## Batching", "",
-              "`model.onnx` is dynamically quantized: its int8 activation scales are computed over the whole "
-              "input batch, so a prompt's probabilities would shift with the prompts batched beside it. The ONNX "
-              "Runtime backend therefore runs such a model one prompt per call; Triton, which batches "
-              "dynamically, serves the fp32 export (deploy/triton/README.md).", "",
+              "## Batching", "", batching_words(out), "",
               f"Latency: `python -m bench.classifier_latency --artifact {portable(out)}`.", ""]
     card = out / "MODEL_CARD.md"
     kept = hand_written(card)
     card.write_text("\n".join(lines) + "\n" + (kept or HAND_WRITTEN + "\n"))
+
+
+def statically_quantized(out: Path) -> bool:
+    model = out / "model.onnx"
+    return model.is_file() and b"DynamicQuantizeLinear" not in model.read_bytes()
+
+
+def quantization_words(out: Path) -> str:
+    return ("static quantization: `python -m training.quantize`, scales from training prompts"
+            if statically_quantized(out) else "dynamic quantization")
+
+
+def batching_words(out: Path) -> str:
+    if statically_quantized(out):
+        return ("`model.onnx` is statically quantized (training/quantize.py): its int8 activation scales were "
+                "fixed from calibration prompts of the training split, so a prompt's prediction does not depend "
+                "on the prompts batched beside it, and the ONNX Runtime backend batches; Triton serves the fp32 "
+                "export or this file (deploy/triton/README.md).")
+    return ("`model.onnx` is dynamically quantized: its int8 activation scales are computed over the whole input "
+            "batch, so a prompt's probabilities would shift with the prompts batched beside it. The ONNX Runtime "
+            "backend therefore runs such a model one prompt per call; Triton, which batches dynamically, serves "
+            "the fp32 export (deploy/triton/README.md).")
 
 
 def extra_sources_note(sources: Counter[str]) -> str:

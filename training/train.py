@@ -46,7 +46,7 @@ from training.evaluate import (
     target_checks,
 )
 from training.export import export
-from training.model_card import MINILM, encoder_description, model_card, portable
+from training.model_card import MINILM, encoder_description, model_card, portable, statically_quantized
 from training.provenance import mismatch, record
 from training.recipe import DEFAULTS
 
@@ -169,6 +169,8 @@ def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser,
     if args.glossary:
         lines.append(f"python -m training.glossary_build --out {args.glossary.name}")
     lines.append("python -m training.train " + " ".join(options))
+    if statically_quantized(args.out):
+        lines.append(f"python -m training.quantize --model {portable(args.out)} --data {args.data.name}")
     return "\n".join("    " + line for line in lines)
 
 
