@@ -136,4 +136,9 @@ def test_the_seed_conversation_and_easy_code_route_through_the_api(tmp_path: Pat
 def test_a_prompt_gets_the_same_prediction_alone_or_batched(model: OnnxClassifier) -> None:
     texts = ["Pythonでソートアルゴリズムを実装して", "Summarize this email: the launch moved to May.",
              join_turn_and_context("もっと簡潔にまとめて", "user: 説明して\nassistant: はい。"), "hello!"]
-    assert model.classify(texts) == [model.classify([t])[0] for t in texts]
+    batched, alone = model.classify(texts), [model.classify([t])[0] for t in texts]
+    for b, a in zip(batched, alone, strict=True):
+        # Static int8 scales: only float rounding differs with the padding a batch adds.
+        assert b.task == a.task and b.probabilities == pytest.approx(a.probabilities, abs=1e-5)
+        assert b.difficulty == pytest.approx(a.difficulty, abs=1e-5)
+        assert b.dimensions == pytest.approx(a.dimensions, abs=1e-5)
