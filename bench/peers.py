@@ -32,7 +32,7 @@ from pathlib import Path
 from bench.common import PROMPTS, ROOT, command_line, cpu_seconds, free_port, require_wrk, start, start_stack, wait_http
 from bench.throughput import run_wrk
 
-PEERS = {"sglang": ["sglang-router==0.3.2"], "litellm": ["litellm[proxy]==1.80.0"],
+PEERS = {"sglang": ["sglang-router==0.3.2"], "litellm": ["litellm[proxy]==1.108.7"],
          "routellm": ["routellm[serve]==0.2.0"]}
 DEFAULT_PEERS_DIR = Path.home() / ".cache" / "router-bench-peers"
 
@@ -140,7 +140,7 @@ def start_peer(name: str, venv: Path, sim_url: str, port: int, tmp: Path) -> sub
         args = [str(venv / "bin" / "python"), "-m", "routellm.openai_server", "--routers", "random",
                 "--strong-model", "openai/meta/llama3-70b-instruct", "--weak-model", "openai/meta/llama3-8b-instruct",
                 "--base-url", sim_url + "/v1", "--api-key", "unused", "--port", str(port)]
-        health = f"http://127.0.0.1:{port}/health"
+        health = f"http://127.0.0.1:{port}/v1/chat/completions"  # no health route: a 405 says it is up
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
     try:
         wait_http(health, timeout_s=180)
@@ -212,7 +212,7 @@ def main() -> int:
             if proc is None:
                 continue
             try:
-                model = "router" if name == "litellm" else ("router-random" if name == "routellm"
+                model = "router" if name == "litellm" else ("router-random-0.5" if name == "routellm"
                                                              else "meta/llama3-70b-instruct")
                 lua = script(tmp / f"{name}.lua", model, unique=False)
                 rows.append(measure(name, f"http://127.0.0.1:{port}", lua, proc.pid, args.connections, args.duration))
