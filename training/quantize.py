@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import helper, numpy_helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -84,6 +85,61 @@ def _down_projection(shape: tuple[int, ...] | None) -> bool:
     return shape is not None and len(shape) == 2 and shape[0] > shape[1]
 
 
+def weights_only(path: Path) -> None:
+    """int8 storage for what stays fp32 in the arithmetic: the down-projections' weights (per
+    output column, dequantized before the product) and the token embedding table (per tensor,
+    dequantized after the lookup, as quantize_dynamic stores it). The file stays small; the
+    activations these read keep their float precision."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    added: list[onnx.TensorProto] = []
+    new_nodes: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in inits and _down_projection(tuple(inits[node.input[1]].dims)):
+            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
+            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+            base = node.input[1]
+            added += [numpy_helper.from_array(q, base + "_int8"), numpy_helper.from_array(scale.astype(np.float32),
+                      base + "_int8_scale"), numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8),
+                                                                     base + "_int8_zero")]
+            new_nodes.append(helper.make_node("DequantizeLinear", [base + "_int8", base + "_int8_scale",
+                                                                   base + "_int8_zero"], [base + "_dq"], axis=1,
+                                              name=base + "_dequantize"))
+            node.input[1] = base + "_dq"
+            graph.initializer.remove(inits.pop(base))
+        elif node.op_type == "Gather" and node.input[0] in inits and np.prod(inits[node.input[0]].dims) > 1_000_000:
+            table = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+            scale = np.float32(max(float(np.abs(table).max()), 1e-12) / 127.0)
+            base, out = node.input[0], node.output[0]
+            added += [numpy_helper.from_array(np.clip(np.round(table / scale), -127, 127).astype(np.int8),
+                                              base + "_int8"),
+                      numpy_helper.from_array(np.array(scale, dtype=np.float32), base + "_int8_scale"),
+                      numpy_helper.from_array(np.array(0, dtype=np.int8), base + "_int8_zero")]
+            node.input[0], node.output[0] = base + "_int8", out + "_int8"
+            new_nodes.append(helper.make_node("DequantizeLinear", [out + "_int8", base + "_int8_scale",
+                                                                   base + "_int8_zero"], [out],
+                                              name=base + "_dequantize"))
+            graph.initializer.remove(inits.pop(base))
+    graph.initializer.extend(added)
+    # Topological order: each DequantizeLinear just before its consumer (weights) or after its Gather.
+    ordered: list[onnx.NodeProto] = []
+    producers = {n.output[0]: n for n in new_nodes}
+    for node in list(graph.node):
+        for name in node.input:
+            if name in producers and name.endswith("_dq"):
+                ordered.append(producers.pop(name))
+        ordered.append(node)
+        if node.output and node.output[0] + "" in {n.input[0] for n in producers.values()}:
+            for key, dq in list(producers.items()):
+                if dq.input[0] == node.output[0]:
+                    ordered.append(producers.pop(key))
+    del graph.node[:]
+    graph.node.extend(ordered)
+    onnx.save(model, str(path))
+
+
 def calibration_texts(examples: list[Example], n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     chosen = rng.sample(examples, min(n, len(examples)))
@@ -104,6 +160,7 @@ def quantize(model_dir: Path, texts: list[str]) -> Path:
                     per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                     nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                     extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    weights_only(staged)
     staged.replace(target)
     print(f"quantized {len(nodes)} encoder products with scales from {len(texts)} training prompts: {target}")
     return target
