@@ -21,8 +21,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import PROMPTS, command_line, free_port, require_wrk, start_stack, wait_http
-from bench.throughput import lua_script, run_wrk
+from bench.common import command_line, free_port, require_wrk, start_stack, wait_http
+from bench.throughput import chat_script, run_wrk
 from storage.db import make_engine
 from storage.queries import list_decisions
 
@@ -73,11 +73,8 @@ def main() -> int:
     api = procs[0]
     lite = None
     try:
-        router_lua, direct_lua = tmp / "router.lua", tmp / "direct.lua"
-        router_lua.write_text(lua_script("/v1/chat/completions", [
-            {"model": "router", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]))
-        direct_lua.write_text(lua_script("/v1/chat/completions", [
-            {"model": "meta/llama3-70b-instruct", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]))
+        router_lua = chat_script(tmp / "router.lua", "router")
+        direct_lua = chat_script(tmp / "direct.lua", "meta/llama3-70b-instruct")
 
         memory: list[tuple[float, float]] = []
         stop = threading.Event()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import PROMPTS, ROOT, command_line, cpu_seconds, free_port, require_wrk, start, start_stack, wait_http
-from bench.throughput import run_wrk
+from bench.throughput import WRK_REPORT, lua_bodies, run_wrk
 
 PEERS = {"sglang": ["sglang-router==0.3.2"], "litellm": ["litellm[proxy]==1.108.7"],
          "routellm": ["routellm[serve]==0.2.0"]}
@@ -49,12 +49,6 @@ request = function()
   local body = bodies[(i %% #bodies) + 1]
   if %(unique)s then body = body:gsub("__N__", salt .. "-" .. tostring(i)) else body = body:gsub(" %%(__N__%%)", "") end
   return wrk.format(nil, "/v1/chat/completions", nil, body)
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT requests=%%d duration_us=%%d errors=%%d p50_us=%%d p99_us=%%d\\n",
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
 end
 """
 
@@ -84,8 +78,7 @@ class Row:
 def script(path: Path, model: str, *, unique: bool) -> Path:
     bodies = [json.dumps({"model": model, "messages": [{"role": "user", "content": p + " (__N__)"}]},
                          ensure_ascii=False) for p in PROMPTS]
-    path.write_text(LUA % {"bodies": ",\n".join("[==[" + b + "]==]" for b in bodies),
-                           "unique": "true" if unique else "false"})
+    path.write_text(LUA % {"bodies": lua_bodies(bodies), "unique": "true" if unique else "false"} + WRK_REPORT)
     return path
 
 

@@ -19,6 +19,15 @@ from bench.common import PROMPTS, command_line, percentile, require_wrk, start_s
 from storage.db import make_engine
 from storage.queries import list_decisions
 
+# The line run_wrk parses; every script of the benches ends with it.
+WRK_REPORT = """done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d errors=%d p50_us=%d p99_us=%d\\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
 LUA = """
 local bodies = {%(bodies)s}
 local i = 0
@@ -28,18 +37,23 @@ request = function()
   i = i %% #bodies + 1
   return wrk.format(nil, "%(path)s", nil, bodies[i])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT requests=%%d duration_us=%%d errors=%%d p50_us=%%d p99_us=%%d\\n",
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
 """
 
 
+def lua_bodies(bodies: list[str]) -> str:
+    """JSON bodies as a Lua table's items (long-bracket strings, no escaping needed)."""
+    return ",\n".join("[==[" + b + "]==]" for b in bodies)
+
+
 def lua_script(path: str, bodies: list[dict]) -> str:
-    quoted = ",\n".join("[==[" + json.dumps(b, ensure_ascii=False) + "]==]" for b in bodies)
-    return LUA % {"bodies": quoted, "path": path}
+    return LUA % {"bodies": lua_bodies([json.dumps(b, ensure_ascii=False) for b in bodies]), "path": path} + WRK_REPORT
+
+
+def chat_script(path: Path, model: str) -> Path:
+    """A wrk script at `path` that posts the bench PROMPTS in turn as chat completions for `model`."""
+    path.write_text(lua_script("/v1/chat/completions",
+                               [{"model": model, "messages": [{"role": "user", "content": p}]} for p in PROMPTS]))
+    return path
 
 
 def run_wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
@@ -67,12 +81,8 @@ def main() -> int:
     database_url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
     sim_url, api_url, procs = start_stack(tmp, database_url=database_url)
     try:
-        direct_bodies = [{"model": "meta/llama3-70b-instruct", "messages": [{"role": "user", "content": p}]}
-                         for p in PROMPTS]
-        router_bodies = [{"model": "router", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]
-        direct_lua, router_lua = tmp / "direct.lua", tmp / "router.lua"
-        direct_lua.write_text(lua_script("/v1/chat/completions", direct_bodies))
-        router_lua.write_text(lua_script("/v1/chat/completions", router_bodies))
+        direct_lua = chat_script(tmp / "direct.lua", "meta/llama3-70b-instruct")
+        router_lua = chat_script(tmp / "router.lua", "router")
 
         run_wrk(sim_url, direct_lua, 4, 2)  # warm up both paths
         run_wrk(api_url, router_lua, 4, 2)

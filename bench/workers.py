@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import PROMPTS, command_line, cpu_seconds, require_wrk, start_stack
-from bench.throughput import lua_script, run_wrk
+from bench.common import command_line, cpu_seconds, require_wrk, start_stack
+from bench.throughput import chat_script, run_wrk
 
 
 def main() -> int:
@@ -36,11 +36,8 @@ def main() -> int:
                                               ttft_ms=args.ttft_ms, workers=workers,
                                               env={"ROUTER_CLASSIFIER": args.classifier})
         try:
-            routed_lua, direct_lua = tmp / "router.lua", tmp / "direct.lua"
-            routed_lua.write_text(lua_script("/v1/chat/completions", [
-                {"model": "router", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]))
-            direct_lua.write_text(lua_script("/v1/chat/completions", [
-                {"model": "meta/llama3-70b-instruct", "messages": [{"role": "user", "content": p}]} for p in PROMPTS]))
+            routed_lua = chat_script(tmp / "router.lua", "router")
+            direct_lua = chat_script(tmp / "direct.lua", "meta/llama3-70b-instruct")
             if direct is None:
                 direct = run_wrk(sim_url, direct_lua, args.connections, args.duration)
             run_wrk(api_url, routed_lua, 4, 3)  # warm-up: every worker's caches and connections

@@ -29,14 +29,15 @@ from router.simulator import start_simulator
 log = logging.getLogger(__name__)
 
 
-def worker_environment(settings: Settings, workers: int, environ: dict[str, str], *, simulator_url: str | None,
+def worker_environment(workers: int, environ: dict[str, str], *, simulator_url: str | None,
                        metrics_dir: str) -> dict[str, str]:
-    """The variables the workers start with: the caller's, plus what they share. An operator's
-    own ROUTER_CLASSIFIER_THREADS or PROMETHEUS_MULTIPROC_DIR is kept."""
+    """The variables the workers start with: the caller's, plus what they share (the simulator
+    the parent started, if it did). An operator's own ROUTER_CLASSIFIER_THREADS or
+    PROMETHEUS_MULTIPROC_DIR is kept."""
     env = dict(environ)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
     env.setdefault("ROUTER_CLASSIFIER_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
-    if simulator_url and not settings.simulator_url:
+    if simulator_url:
         env["ROUTER_SIMULATOR_URL"] = simulator_url
     return env
 
@@ -52,7 +53,7 @@ def serve_workers(settings: Settings, workers: int, *, host: str, port: int, log
         log.warning("tiers %s have no API key set; the %d workers share the built-in simulator at %s",
                     missing, workers, simulator.url)
     metrics_dir = tempfile.mkdtemp(prefix="router-metrics-")
-    env = worker_environment(settings, workers, dict(os.environ),
+    env = worker_environment(workers, dict(os.environ),
                              simulator_url=simulator.url + "/v1" if simulator else None, metrics_dir=metrics_dir)
     os.environ.update(env)  # uvicorn's workers are spawned with this process's environment
     try:

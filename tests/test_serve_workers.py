@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 
-from router.config import Settings
 from router.workers import worker_environment
 from storage.db import make_engine
 from storage.queries import list_decisions
@@ -82,11 +81,10 @@ def test_two_workers_share_the_port_the_log_and_the_metrics(tmp_path: Path, clea
 
 
 def test_workers_get_a_share_of_the_cores_and_keep_what_the_operator_set() -> None:
-    settings = Settings.from_env({})
-    env = worker_environment(settings, 2, {}, simulator_url="http://127.0.0.1:9/v1", metrics_dir="/tmp/m")
+    env = worker_environment(2, {}, simulator_url="http://127.0.0.1:9/v1", metrics_dir="/tmp/m")
     assert env["PROMETHEUS_MULTIPROC_DIR"] == "/tmp/m" and env["ROUTER_SIMULATOR_URL"] == "http://127.0.0.1:9/v1"
     assert int(env["ROUTER_CLASSIFIER_THREADS"]) >= 1
     mine = {"ROUTER_CLASSIFIER_THREADS": "3", "PROMETHEUS_MULTIPROC_DIR": "/srv/metrics"}
-    env = worker_environment(settings, 2, mine, simulator_url=None, metrics_dir="/tmp/m")
+    env = worker_environment(2, mine, simulator_url=None, metrics_dir="/tmp/m")
     assert env["ROUTER_CLASSIFIER_THREADS"] == "3" and env["PROMETHEUS_MULTIPROC_DIR"] == "/srv/metrics"
     assert "ROUTER_SIMULATOR_URL" not in env

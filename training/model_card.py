@@ -115,8 +115,10 @@ def model_card(out: Path, rows: list[dict], train: list[Example], test: list[Exa
 
 
 def statically_quantized(out: Path) -> bool:
+    from router.classifier.onnx import dynamically_quantized
+
     model = out / "model.onnx"
-    return model.is_file() and b"DynamicQuantizeLinear" not in model.read_bytes()
+    return model.is_file() and not dynamically_quantized(model)
 
 
 def quantization_words(out: Path) -> str:

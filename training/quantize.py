@@ -35,6 +35,7 @@ from onnxruntime.quantization import (
 )
 
 from router.classifier.artifact import Preprocessor
+from router.classifier.onnx import dynamically_quantized
 from router.classifier.text import join_turn_and_context
 from training.evaluate import Example, load_examples, split
 
@@ -94,47 +95,36 @@ def weights_only(path: Path) -> None:
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
     added: list[onnx.TensorProto] = []
-    new_nodes: list[onnx.NodeProto] = []
+
+    def stored_int8(base: str, values: np.ndarray, scale: np.ndarray, source: str, target: str,
+                    **axis: int) -> onnx.NodeProto:
+        """Replace initializer `base` by int8 `values` with `scale`; the node that dequantizes `source`."""
+        q = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
+        added.extend([numpy_helper.from_array(q, base + "_int8"),
+                      numpy_helper.from_array(np.asarray(scale, dtype=np.float32), base + "_int8_scale"),
+                      numpy_helper.from_array(np.zeros(np.shape(scale), dtype=np.int8), base + "_int8_zero")])
+        graph.initializer.remove(inits.pop(base))
+        return helper.make_node("DequantizeLinear", [source, base + "_int8_scale", base + "_int8_zero"], [target],
+                                name=base + "_dequantize", **axis)
+
+    ordered: list[onnx.NodeProto] = []  # each DequantizeLinear just before its product, or after its lookup
     for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in inits and _down_projection(tuple(inits[node.input[1]].dims)):
-            w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-            scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
-            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
-            base = node.input[1]
-            added += [numpy_helper.from_array(q, base + "_int8"), numpy_helper.from_array(scale.astype(np.float32),
-                      base + "_int8_scale"), numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8),
-                                                                     base + "_int8_zero")]
-            new_nodes.append(helper.make_node("DequantizeLinear", [base + "_int8", base + "_int8_scale",
-                                                                   base + "_int8_zero"], [base + "_dq"], axis=1,
-                                              name=base + "_dequantize"))
+        base = node.input[1] if node.op_type == "MatMul" else node.input[0] if node.op_type == "Gather" else ""
+        if node.op_type == "MatMul" and base in inits and _down_projection(tuple(inits[base].dims)):
+            w = numpy_helper.to_array(inits[base]).astype(np.float32)
+            ordered.append(stored_int8(base, w, np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0, base + "_int8",
+                                       base + "_dq", axis=1))
             node.input[1] = base + "_dq"
-            graph.initializer.remove(inits.pop(base))
-        elif node.op_type == "Gather" and node.input[0] in inits and np.prod(inits[node.input[0]].dims) > 1_000_000:
-            table = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
-            scale = np.float32(max(float(np.abs(table).max()), 1e-12) / 127.0)
-            base, out = node.input[0], node.output[0]
-            added += [numpy_helper.from_array(np.clip(np.round(table / scale), -127, 127).astype(np.int8),
-                                              base + "_int8"),
-                      numpy_helper.from_array(np.array(scale, dtype=np.float32), base + "_int8_scale"),
-                      numpy_helper.from_array(np.array(0, dtype=np.int8), base + "_int8_zero")]
+            ordered.append(node)
+        elif node.op_type == "Gather" and base in inits and np.prod(inits[base].dims) > 1_000_000:
+            table = numpy_helper.to_array(inits[base]).astype(np.float32)
+            out = node.output[0]
             node.input[0], node.output[0] = base + "_int8", out + "_int8"
-            new_nodes.append(helper.make_node("DequantizeLinear", [out + "_int8", base + "_int8_scale",
-                                                                   base + "_int8_zero"], [out],
-                                              name=base + "_dequantize"))
-            graph.initializer.remove(inits.pop(base))
+            ordered += [node, stored_int8(base, table, np.float32(max(float(np.abs(table).max()), 1e-12) / 127.0),
+                                          out + "_int8", out)]
+        else:
+            ordered.append(node)
     graph.initializer.extend(added)
-    # Topological order: each DequantizeLinear just before its consumer (weights) or after its Gather.
-    ordered: list[onnx.NodeProto] = []
-    producers = {n.output[0]: n for n in new_nodes}
-    for node in list(graph.node):
-        for name in node.input:
-            if name in producers and name.endswith("_dq"):
-                ordered.append(producers.pop(name))
-        ordered.append(node)
-        if node.output and node.output[0] + "" in {n.input[0] for n in producers.values()}:
-            for key, dq in list(producers.items()):
-                if dq.input[0] == node.output[0]:
-                    ordered.append(producers.pop(key))
     del graph.node[:]
     graph.node.extend(ordered)
     onnx.save(model, str(path))
@@ -153,7 +143,7 @@ def quantize(model_dir: Path, texts: list[str]) -> Path:
     model = onnx.load(str(fp32))
     nodes = encoder_matmuls(model)
     target = model_dir / "model.onnx"
-    if target.is_file() and b"DynamicQuantizeLinear" in target.read_bytes():
+    if target.is_file() and dynamically_quantized(target):
         shutil.copyfile(target, model_dir / "model-dynamic.onnx")
     staged = model_dir / "model-static.onnx"
     quantize_static(str(fp32), str(staged), Prompts(Preprocessor(model_dir), texts), quant_format=QuantFormat.QDQ,
