@@ -135,3 +135,12 @@ def test_the_shipped_written_prompts_cover_every_label_in_both_languages() -> No
     japanese = {e["task"] for e in got if any("\u3040" <= ch <= "\u9fff" for ch in e["prompt"])}
     english = {e["task"] for e in got if e["prompt"].isascii()}
     assert japanese == english == set(TASK_LABELS)
+
+
+def test_the_candidate_prompts_parse_and_stay_out_of_the_build() -> None:
+    from training.dataset import LABELS_DIR, WRITTEN_FILES, read_label_rows
+
+    rows = read_label_rows(LABELS_DIR / "written_candidates.tsv")  # an unknown label would raise, naming the row
+    assert len(rows) >= 150 and "written_candidates.tsv" not in WRITTEN_FILES
+    shipped = {row["prompt"] for name in WRITTEN_FILES for row in read_label_rows(LABELS_DIR / name)}
+    assert not shipped & {row["prompt"] for row in rows}

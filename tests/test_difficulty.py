@@ -226,3 +226,19 @@ def test_class_calibration_follows_each_stand_ins_outcomes() -> None:
     assert success("small", hard) < success("medium", hard) < success("large", hard)
     assert success("small", easy) == pytest.approx(0.8, abs=0.05) and success("small", hard) == pytest.approx(
         0.2, abs=0.05)
+
+
+def test_the_maintainers_judgments_parse_and_a_bad_line_is_named(tmp_path: Path) -> None:
+    from training.outcomes import judged_rows
+
+    shipped = judged_rows()
+    assert len(shipped) >= 100 and {r.source for r in shipped} == {"team-judged"}
+    # Both ends of the scale, in both languages: the judgments are there to teach the contrast.
+    assert any(r.failure >= 0.8 for r in shipped) and any(r.failure <= 0.15 for r in shipped)
+    assert any("設計" in r.text for r in shipped if r.failure >= 0.8)
+    path = tmp_path / "judged.tsv"
+    path.write_text("# comment\nfailure\tprompt\n0.9\tDesign a CDN.\n1.5\tToo sure.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"judged.tsv: line 4"):
+        judged_rows(path)
+    path.write_text("0.2\tWrite hello world.\n", encoding="utf-8")
+    assert [(r.text, r.failure) for r in judged_rows(path)] == [("Write hello world.", 0.2)]

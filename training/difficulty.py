@@ -28,9 +28,21 @@ import onnxruntime as ort
 
 from router.classifier.artifact import Preprocessor
 from training import difficulty_graph
-from training.outcomes import STAND_INS, NearDuplicates, OutcomeRow, outcome_rows, review_rows, routellm_prompts
+from training.outcomes import (
+    JUDGED,
+    STAND_INS,
+    NearDuplicates,
+    OutcomeRow,
+    judged_rows,
+    outcome_rows,
+    review_rows,
+    routellm_prompts,
+)
 
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+# The maintainers' judgments are few beside the benchmarks (about a hundred against thousands) but
+# are the only rows on design, proofs and chat; each counts this many times its source weight.
+JUDGED_WEIGHT = 5.0
 HELD_OUT_SHARE = 0.2
 
 
@@ -175,6 +187,7 @@ class BuildReport:
     held_out: dict[str, float]
     tier_success: dict[str, tuple[float, float]]
     calibration_rows: int
+    judged_weight: float = JUDGED_WEIGHT
 
 
 def calibrate_classes(difficulty: np.ndarray, rows: Sequence[OutcomeRow]) -> dict[str, tuple[float, float]]:
@@ -193,10 +206,13 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (),
-          small_tiers: Sequence[str] = ("llama-3-8b",), log: Callable[[str], None] = _say) -> tuple[Head, BuildReport]:
+def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judged: Path | None = None,
+          judged_weight: float = JUDGED_WEIGHT, small_tiers: Sequence[str] = ("llama-3-8b",),
+          log: Callable[[str], None] = _say) -> tuple[Head, BuildReport]:
     drop = NearDuplicates(routellm_prompts(routing))
     rows, dropped = outcome_rows(routing, drop=drop)
+    if judged is not None:
+        rows += judged_rows(judged)
     for path in reviews:
         rows += review_rows(path, small_tiers)
     if not rows:
@@ -211,7 +227,7 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (),
     x = Embedder(model_dir)([r.text for r in rows], progress)
     target = np.array([r.failure for r in rows])
     sources = [r.source for r in rows]
-    weights = source_weights(sources)
+    weights = source_weights(sources) * np.where(np.array(sources) == "team-judged", judged_weight, 1.0)
     test = np.array([held_out(r.text) for r in rows])
     train_sources = [s for s, t in zip(sources, test, strict=True) if not t]
     test_sources = [s for s, t in zip(sources, test, strict=True) if t]
@@ -234,7 +250,8 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (),
     scored = [i for i, r in enumerate(rows) if test[i] and r.scores]
     classes = calibrate_classes(head(x[scored]), [rows[i] for i in scored])
     final = fit_head(x, target, weights, l2, sources)
-    return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report, classes, len(scored))
+    return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report, classes, len(scored),
+                              judged_weight)
 
 
 def install(head: Head, model_dir: Path, tier_success: dict[str, tuple[float, float]] | None = None) -> None:
@@ -270,7 +287,9 @@ def card_section(report: BuildReport) -> str:
         "the gold option's probability): ARC-Challenge and ARC-Easy train, GSM8K train, HumanEval train, MBPP, "
         "MATH prealgebra, MMLU train. CMMLU and C-Eval are left out (non-commercial licenses).\n"
         f"- Rows used, per source: {sources} ({report.rows} in all; reviews from the console's export: "
-        f"{report.per_source.get('reviews', 0)}). Dropped as near-duplicates of RouteLLM's "
+        f"{report.per_source.get('reviews', 0)}; the maintainers' own judgments, "
+        f"`training/labels/difficulty_written.tsv`: {report.per_source.get('team-judged', 0)}, each weighted "
+        f"{report.judged_weight:g} times its source's share). Dropped as near-duplicates of RouteLLM's "
         f"test prompts (word 8-gram containment >= 0.5): {dropped}.\n"
         "- Features: the pooled embedding and log(1 + token count). Each source has an intercept of its own "
         "while fitting, penalized like the weights (partial pooling; the head keeps their mean), so the weights "
@@ -288,7 +307,7 @@ def card_section(report: BuildReport) -> str:
                                      for name, (a, b) in report.tier_success.items()) + ".\n\n"
         "Limits: the outcome data are English benchmark prompts (multiple choice, grade-school math, short "
         "Python tasks) answered by 2023-2024 models; chat, writing and Japanese prompts are read through the "
-        "multilingual encoder with no outcome labels of their own.\n"
+        "multilingual encoder, with only the maintainers' judgments as labels of their own.\n"
     )
 
 
@@ -308,11 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="the classifier artifact to add the head to")
     parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
                         "(reviewed_decisions.jsonl; repeatable): outcomes operators stated on the small tiers")
+    parser.add_argument("--judged", nargs="?", type=Path, const=JUDGED, default=None, help="also the maintainers' "
+                        "difficulty judgments (default file: training/labels/difficulty_written.tsv)")
+    parser.add_argument("--judged-weight", type=float, default=JUDGED_WEIGHT, help="how many times its source's "
+                        f"share each judgment counts (default {JUDGED_WEIGHT:g})")
     parser.add_argument("--small-tiers", nargs="+", default=["llama-3-8b"], help="the tiers the reviews' "
                         "small-tier outcomes are about (default: llama-3-8b)")
     args = parser.parse_args(argv)
     try:
-        head, report = build(args.routing, args.model, reviews=args.reviews, small_tiers=args.small_tiers)
+        head, report = build(args.routing, args.model, reviews=args.reviews, judged=args.judged,
+                             judged_weight=args.judged_weight,
+                             small_tiers=args.small_tiers)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -150,6 +150,29 @@ def review_rows(path: Path, small_tiers: Sequence[str]) -> list[OutcomeRow]:
     return rows
 
 
+JUDGED = Path(__file__).parent / "labels" / "difficulty_written.tsv"
+
+
+def judged_rows(path: Path = JUDGED) -> list[OutcomeRow]:
+    """The maintainers' own difficulty judgments (training/labels/difficulty_written.tsv: the
+    estimated share of small models that fall short, then the prompt), for the kinds of prompt the
+    benchmarks lack: system design, proofs, long analysis, chat, Japanese. Errors name the line."""
+    rows = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line or line.startswith("#") or line.startswith("failure\t"):
+            continue
+        failure, sep, prompt = line.partition("\t")
+        try:
+            value = float(failure)
+        except ValueError:
+            value = -1.0
+        if not sep or not prompt.strip() or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{path.name}: line {number}: expected a failure share in [0, 1], a tab and a prompt")
+        rows.append(OutcomeRow(prompt, value, "team-judged"))
+    return rows
+
+
 def outcome_rows(routing: Path, *, drop: NearDuplicates | None = None) -> tuple[list[OutcomeRow], dict[str, int]]:
     """The training rows and, per source file, how many were dropped as near-duplicates of the test."""
     rows: list[OutcomeRow] = []
