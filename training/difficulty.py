@@ -30,6 +30,7 @@ from router.classifier.artifact import Preprocessor
 from training import difficulty_graph
 from training.outcomes import (
     JUDGED,
+    JUDGED_SOURCE,
     STAND_INS,
     NearDuplicates,
     OutcomeRow,
@@ -227,7 +228,7 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judge
     x = Embedder(model_dir)([r.text for r in rows], progress)
     target = np.array([r.failure for r in rows])
     sources = [r.source for r in rows]
-    weights = source_weights(sources) * np.where(np.array(sources) == "team-judged", judged_weight, 1.0)
+    weights = source_weights(sources) * np.where(np.array(sources) == JUDGED_SOURCE, judged_weight, 1.0)
     test = np.array([held_out(r.text) for r in rows])
     train_sources = [s for s, t in zip(sources, test, strict=True) if not t]
     test_sources = [s for s, t in zip(sources, test, strict=True) if t]
@@ -288,7 +289,7 @@ def card_section(report: BuildReport) -> str:
         "MATH prealgebra, MMLU train. CMMLU and C-Eval are left out (non-commercial licenses).\n"
         f"- Rows used, per source: {sources} ({report.rows} in all; reviews from the console's export: "
         f"{report.per_source.get('reviews', 0)}; the maintainers' own judgments, "
-        f"`training/labels/difficulty_written.tsv`: {report.per_source.get('team-judged', 0)}, each weighted "
+        f"`training/labels/difficulty_written.tsv`: {report.per_source.get(JUDGED_SOURCE, 0)}, each weighted "
         f"{report.judged_weight:g} times its source's share). Dropped as near-duplicates of RouteLLM's "
         f"test prompts (word 8-gram containment >= 0.5): {dropped}.\n"
         "- Features: the pooled embedding and log(1 + token count). Each source has an intercept of its own "
@@ -336,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         head, report = build(args.routing, args.model, reviews=args.reviews, judged=args.judged,
-                             judged_weight=args.judged_weight,
-                             small_tiers=args.small_tiers)
+                             judged_weight=args.judged_weight, small_tiers=args.small_tiers)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

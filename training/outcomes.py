@@ -151,6 +151,7 @@ def review_rows(path: Path, small_tiers: Sequence[str]) -> list[OutcomeRow]:
 
 
 JUDGED = Path(__file__).parent / "labels" / "difficulty_written.tsv"
+JUDGED_SOURCE = "team-judged"
 
 
 def judged_rows(path: Path = JUDGED) -> list[OutcomeRow]:
@@ -169,7 +170,7 @@ def judged_rows(path: Path = JUDGED) -> list[OutcomeRow]:
             value = -1.0
         if not sep or not prompt.strip() or not 0.0 <= value <= 1.0:
             raise ValueError(f"{path.name}: line {number}: expected a failure share in [0, 1], a tab and a prompt")
-        rows.append(OutcomeRow(prompt, value, "team-judged"))
+        rows.append(OutcomeRow(prompt, value, JUDGED_SOURCE))
     return rows
 
 
