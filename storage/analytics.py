@@ -1,23 +1,49 @@
 """Aggregates for the console's charts and review queue, computed in SQL (SQLite and
-Postgres alike), so pages stay fast with hundreds of thousands of decisions."""
+Postgres alike). Cost, request and latency figures read the hourly sums (storage/rollups.py)
+for the whole hours of a range and the decisions themselves only for its partial first and
+last hour, so a page stays fast with millions of decisions."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Float,
+    Select,
+    Subquery,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-from storage.models import DECISIONS, REVIEWS
+from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS, REVIEWS
 from storage.reviews import latest_review_ids
+from storage.rollups import HOUR_SUMS, OUTCOME, bin_value, hour_of, latency_bin, next_hour
 
 # Any select over the decision and review tables.
 Query = Select[*tuple[Any, ...]]
 
 D = DECISIONS.c
 R = REVIEWS.c
+H = DECISION_HOURS.c
+L = LATENCY_HOURS.c
 LATENCY_METRICS = ("classify_ms", "ttft_ms", "total_ms")
+# Up to this many answered requests in a range, latency percentiles are exact (sorted rows);
+# beyond it they come from the hourly bins, within 5%.
+EXACT_PERCENTILES_UP_TO = 20_000
+Columns = ReadOnlyColumnCollection[str, Any]
 
 
 @dataclass(frozen=True)
@@ -31,18 +57,37 @@ class Filters:
     source: str | None = None
 
     def apply(self, query: Query) -> Query:
-        conditions = []
+        conditions = self.outcome_conditions(D)
         if self.since is not None:
             conditions.append(D.created_at >= self.since)
         if self.until is not None:
             conditions.append(D.created_at < self.until)
+        return query.where(and_(*conditions)) if conditions else query
+
+    def outcome_conditions(self, c: Columns) -> list[ColumnElement[bool]]:
+        """Everything but the time range, on the decisions' or the hourly sums' columns."""
+        conditions = []
         for column, value in (("policy_name", self.policy), ("task", self.task), ("status", self.status),
                               ("source", self.source)):
             if value is not None:
-                conditions.append(D[column] == value)
+                conditions.append(c[column] == value)
         if self.tier is not None:
-            conditions.append(or_(D.tier == self.tier, D.routed_tier == self.tier))
-        return query.where(and_(*conditions)) if conditions else query
+            conditions.append(or_(c.tier == self.tier, c.routed_tier == self.tier))
+        return conditions
+
+    def split(self) -> tuple[tuple[datetime | None, datetime | None] | None, list[tuple[datetime, datetime]]]:
+        """The range's whole hours [start, end) (None: none) and its partial hours at either end."""
+        start = next_hour(self.since) if self.since is not None else None
+        end = hour_of(self.until) if self.until is not None else None
+        if self.since is not None and self.until is not None and start is not None and end is not None \
+                and start >= end:
+            return None, ([(self.since, self.until)] if self.since < self.until else [])
+        edges = []
+        if self.since is not None and start is not None and start != self.since:
+            edges.append((self.since, start))
+        if self.until is not None and end is not None and end != self.until:
+            edges.append((end, self.until))
+        return (start, end), edges
 
 
 def _rows(db: Engine, query: Query) -> list[dict[str, Any]]:
@@ -50,32 +95,67 @@ def _rows(db: Engine, query: Query) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def bucket(db: Engine, unit: str) -> Any:
-    """created_at truncated to an hour or a day, as text, in the database's own dialect."""
+def bucket(db: Engine, unit: str, at: Any = D.created_at) -> Any:
+    """A time column (created_at unless told) truncated to an hour or a day, as text, in the database's own dialect."""
     if unit not in ("hour", "day"):
         raise ValueError("unit must be hour or day")
     if db.dialect.name == "sqlite":
-        return func.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d", D.created_at)
-    return func.to_char(func.date_trunc(unit, D.created_at), "YYYY-MM-DD HH24:00" if unit == "hour" else "YYYY-MM-DD")
+        return func.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d", at)
+    return func.to_char(func.date_trunc(unit, at), "YYYY-MM-DD HH24:00" if unit == "hour" else "YYYY-MM-DD")
 
 
 def distinct_values(db: Engine, column: str) -> list[str]:
-    query = select(D[column]).where(D[column].is_not(None)).distinct().order_by(D[column])
+    # The hourly sums hold every outcome value any decision had, in far fewer rows.
+    c = H if column in OUTCOME else D
+    query = select(c[column]).where(c[column].is_not(None)).distinct().order_by(c[column])
     with db.connect() as conn:
         return [r[0] for r in conn.execute(query)]
 
 
+def facts(f: Filters) -> Subquery:
+    """Rows shaped like the hourly sums for everything `f` selects: the sums for its whole
+    hours, one row per decision for its partial hours."""
+    whole, edges = f.split()
+    parts: list[Query] = []
+    if whole is not None:
+        start, end = whole
+        conditions = f.outcome_conditions(H)
+        if start is not None:
+            conditions.append(H.hour >= start)
+        if end is not None:
+            conditions.append(H.hour < end)
+        parts.append(select(H.hour, *(H[c] for c in (*OUTCOME, *HOUR_SUMS)), H.first_at, H.last_at)
+                     .where(*conditions))
+    for since, until in edges:
+        parts.append(select(
+            D.created_at.label("hour"), *(D[c] for c in OUTCOME), literal(1).label("requests"),
+            case((D.fallback.is_(True), 1), else_=0).label("fallbacks"),
+            func.coalesce(D.cost_usd, 0.0).label("cost_usd"),
+            case((D.cost_usd.is_not(None), func.coalesce(D.baseline_cost_usd, 0.0)), else_=0.0)
+            .label("paid_baseline_usd"),
+            func.coalesce(D.baseline_cost_usd, 0.0).label("baseline_cost_usd"),
+            func.coalesce(D.prompt_tokens, 0).label("prompt_tokens"),
+            func.coalesce(D.completion_tokens, 0).label("completion_tokens"),
+            D.created_at.label("first_at"), D.created_at.label("last_at"),
+        ).where(*f.outcome_conditions(D), D.created_at >= since, D.created_at < until))
+    if not parts:  # an empty range: no rows, the right columns
+        parts.append(select(H.hour, *(H[c] for c in (*OUTCOME, *HOUR_SUMS)), H.first_at, H.last_at)
+                     .where(literal(False)))
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("facts")
+
+
 def summary(db: Engine, f: Filters = Filters()) -> dict[str, Any]:
-    query = f.apply(select(
-        func.count().label("requests"),
-        func.sum(case((D.status == "ok", 1), else_=0)).label("ok"),
-        func.sum(case((D.status == "error", 1), else_=0)).label("errors"),
-        func.sum(case((D.fallback.is_(True), 1), else_=0)).label("fallbacks"),
-        func.coalesce(func.sum(D.cost_usd), 0.0).label("cost_usd"),
-        func.coalesce(func.sum(case((D.cost_usd.is_not(None), D.baseline_cost_usd))), 0.0).label("baseline_cost_usd"),
-        func.coalesce(func.sum(D.prompt_tokens), 0).label("prompt_tokens"),
-        func.coalesce(func.sum(D.completion_tokens), 0).label("completion_tokens"),
-    ))
+    x = facts(f).c
+    query = select(
+        func.coalesce(func.sum(x.requests), 0).label("requests"),
+        func.sum(case((x.status == "ok", x.requests), else_=0)).label("ok"),
+        func.sum(case((x.status == "error", x.requests), else_=0)).label("errors"),
+        func.sum(x.fallbacks).label("fallbacks"),
+        func.coalesce(func.sum(x.cost_usd), 0.0).label("cost_usd"),
+        func.coalesce(func.sum(x.paid_baseline_usd), 0.0).label("baseline_cost_usd"),
+        func.coalesce(func.sum(x.prompt_tokens), 0).label("prompt_tokens"),
+        func.coalesce(func.sum(x.completion_tokens), 0).label("completion_tokens"),
+    )
     out = _rows(db, query)[0]
     out = {k: (v or 0) for k, v in out.items()}
     out["savings_usd"] = out["baseline_cost_usd"] - out["cost_usd"]
@@ -84,18 +164,20 @@ def summary(db: Engine, f: Filters = Filters()) -> dict[str, Any]:
 
 
 def tier_over_time(db: Engine, f: Filters = Filters(), unit: str = "hour") -> list[dict[str, Any]]:
-    b = bucket(db, unit).label("bucket")
-    tier = func.coalesce(D.tier, D.routed_tier, literal("(refused)")).label("tier")
-    query = f.apply(select(b, tier, func.count().label("requests"),
-                           func.coalesce(func.sum(D.cost_usd), 0.0).label("cost_usd"),
-                           func.coalesce(func.sum(D.baseline_cost_usd), 0.0).label("baseline_cost_usd")))
+    x = facts(f).c
+    b = bucket(db, unit, x.hour).label("bucket")
+    tier = func.coalesce(x.tier, x.routed_tier, literal("(refused)")).label("tier")
+    query = select(b, tier, func.sum(x.requests).label("requests"),
+                   func.coalesce(func.sum(x.cost_usd), 0.0).label("cost_usd"),
+                   func.coalesce(func.sum(x.baseline_cost_usd), 0.0).label("baseline_cost_usd"))
     return _rows(db, query.group_by(b, tier).order_by(b, tier))
 
 
 def by_task(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
-    query = f.apply(select(D.task, D.routed_tier.label("tier"), func.count().label("requests"))
-                    .where(D.task.is_not(None)))
-    return _rows(db, query.group_by(D.task, D.routed_tier).order_by(D.task, D.routed_tier))
+    x = facts(f).c
+    query = (select(x.task, x.routed_tier.label("tier"), func.sum(x.requests).label("requests"))
+             .where(x.task.is_not(None)))
+    return _rows(db, query.group_by(x.task, x.routed_tier).order_by(x.task, x.routed_tier))
 
 
 REFUSED = "(refused before routing)"
@@ -103,20 +185,76 @@ REFUSED = "(refused before routing)"
 
 def rates_by_tier(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
     """Error and fallback rates per routed tier; requests refused before routing have a row of their own."""
-    tier = func.coalesce(D.routed_tier, REFUSED).label("tier")
-    query = f.apply(select(
-        tier, func.count().label("requests"),
-        func.avg(case((D.status == "error", 1.0), else_=0.0)).label("error_rate"),
-        func.avg(case((D.fallback.is_(True), 1.0), else_=0.0)).label("fallback_rate"),
-    ))
+    x = facts(f).c
+    tier = func.coalesce(x.routed_tier, REFUSED).label("tier")
+    requests = func.sum(x.requests)
+    errors = func.sum(case((x.status == "error", x.requests), else_=0))
+    query = select(
+        tier, requests.label("requests"),
+        (cast(errors, Float) / requests).label("error_rate"),
+        (cast(func.sum(x.fallbacks), Float) / requests).label("fallback_rate"),
+    )
     return _rows(db, query.group_by(tier).order_by(tier))
 
 
 def latency_percentiles(db: Engine, metric: str, f: Filters = Filters(),
                         quantiles: tuple[int, ...] = (50, 95, 99)) -> list[dict[str, Any]]:
-    """Nearest-rank percentiles per answering tier, with window functions (portable SQL)."""
+    """Nearest-rank percentiles per answering tier: exact up to EXACT_PERCENTILES_UP_TO answered
+    requests, from the hourly latency bins (within 5%) beyond, where the filter is a time range
+    and a policy (the bins are kept per policy and tier only)."""
     if metric not in LATENCY_METRICS:
         raise ValueError(f"metric must be one of {LATENCY_METRICS}")
+    if f.task is not None or f.tier is not None or f.status is not None or f.source is not None:
+        return exact_percentiles(db, metric, f, quantiles)
+    counts = binned_latency(db, metric, f)
+    if sum(sum(bins.values()) for bins in counts.values()) <= EXACT_PERCENTILES_UP_TO:
+        return exact_percentiles(db, metric, f, quantiles)
+    out = []
+    for tier in sorted(counts):
+        bins = sorted(counts[tier].items())
+        n = sum(k for _, k in bins)
+        row: dict[str, Any] = {"tier": tier, "n": n}
+        for q in quantiles:
+            rank, seen = max(1, math.ceil(n * q / 100)), 0
+            for b, k in bins:
+                seen += k
+                if seen >= rank:
+                    row[f"p{q}"] = bin_value(b)
+                    break
+        out.append(row)
+    return out
+
+
+def binned_latency(db: Engine, metric: str, f: Filters = Filters()) -> dict[str, Counter[int]]:
+    """Answered requests per tier and latency bin in the range of `f` (time and policy only)."""
+    whole, edges = f.split()
+    counts: dict[str, Counter[int]] = defaultdict(Counter)
+    with db.connect() as conn:
+        if whole is not None:
+            start, end = whole
+            conditions = [L.metric == metric]
+            if f.policy is not None:
+                conditions.append(L.policy_name == f.policy)
+            if start is not None:
+                conditions.append(L.hour >= start)
+            if end is not None:
+                conditions.append(L.hour < end)
+            binned: Query = select(L.tier, L.bin, func.sum(L.n)).where(*conditions).group_by(L.tier, L.bin)
+            for tier, b, n in conn.execute(binned):
+                counts[tier][b] += n
+        for since, until in edges:
+            raw: Query = select(D.tier, D[metric]).where(D.created_at >= since, D.created_at < until,
+                                                         D.tier.is_not(None), D[metric].is_not(None))
+            if f.policy is not None:
+                raw = raw.where(D.policy_name == f.policy)
+            for tier, value in conn.execute(raw):
+                counts[tier][latency_bin(value)] += 1
+    return counts
+
+
+def exact_percentiles(db: Engine, metric: str, f: Filters = Filters(),
+                      quantiles: tuple[int, ...] = (50, 95, 99)) -> list[dict[str, Any]]:
+    """Nearest-rank percentiles per answering tier from the decisions, with window functions (portable SQL)."""
     value = D[metric]
     ranked = f.apply(select(
         D.tier.label("tier"), value.label("v"),
@@ -131,21 +269,34 @@ def latency_percentiles(db: Engine, metric: str, f: Filters = Filters(),
 
 def review_queue(db: Engine, f: Filters = Filters(), *, limit: int = 200, max_confidence: float | None = None,
                  unreviewed_only: bool = False) -> list[dict[str, Any]]:
-    """Decisions to review: thumbs-down first, then the least confident, newest first within."""
+    """Decisions to review: thumbs-down first, then the least confident, newest first within.
+    Two queries, each in the order of an index (reviews; confidence and time), so neither
+    sorts every decision in the range."""
+    columns = (D.id, D.created_at, D.policy_name, D.policy_version, D.routed_tier, D.tier, D.task,
+               D.confidence, D.difficulty, D.complexity, D.status, D.source, D.prompt, R.verdict)
+    order = (D.confidence, D.created_at.desc())
+
+    def narrowed(query: Query) -> Query:
+        query = f.apply(query.where(D.task.is_not(None)))
+        if max_confidence is not None:
+            query = query.where(D.confidence < max_confidence)
+        return query
+
     latest = latest_review_ids()
-    query = (select(D.id, D.created_at, D.policy_name, D.policy_version, D.routed_tier, D.tier, D.task,
-                    D.confidence, D.difficulty, D.complexity, D.status, D.source, D.prompt, R.verdict)
-             .outerjoin(latest, latest.c.decision_id == D.id)
-             .outerjoin(REVIEWS, R.id == latest.c.review_id)
-             .where(D.task.is_not(None)))
-    query = f.apply(query)
-    if max_confidence is not None:
-        query = query.where(D.confidence < max_confidence)
+    thumbs_down = narrowed(select(*columns).select_from(latest)
+                           .join(REVIEWS, R.id == latest.c.review_id).join(DECISIONS, D.id == latest.c.decision_id)
+                           .where(R.verdict == "thumbs_down"))
+    first = _rows(db, thumbs_down.order_by(*order).limit(limit))
+    if len(first) >= limit:
+        return first
+    latest = latest_review_ids()
+    rest = narrowed(select(*columns).outerjoin(latest, latest.c.decision_id == D.id)
+                    .outerjoin(REVIEWS, R.id == latest.c.review_id))
     if unreviewed_only:
-        query = query.where(or_(R.verdict.is_(None), R.verdict.in_(("thumbs_up", "thumbs_down"))))
-    thumbs_down_first = case((R.verdict == "thumbs_down", 0), else_=1)
-    query = query.order_by(thumbs_down_first, D.confidence, D.created_at.desc()).limit(limit)
-    return _rows(db, query)
+        rest = rest.where(or_(R.verdict.is_(None), R.verdict == "thumbs_up"))
+    else:
+        rest = rest.where(or_(R.verdict.is_(None), R.verdict != "thumbs_down"))
+    return first + _rows(db, rest.order_by(*order).limit(limit - len(first)))
 
 
 def _reviewed(f: Filters, *columns: Any) -> Query:
@@ -197,13 +348,14 @@ def replay_rows(db: Engine, *, policy: str | None = None, limit: int = 1000) -> 
 
 def by_policy_version(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
     """Requests, cost and savings per policy version: how each edit paid off."""
-    query = f.apply(select(
-        D.policy_name.label("policy"), D.policy_version.label("version"), func.count().label("requests"),
-        func.coalesce(func.sum(D.cost_usd), 0.0).label("cost_usd"),
-        func.coalesce(func.sum(case((D.cost_usd.is_not(None), D.baseline_cost_usd))), 0.0).label("baseline_cost_usd"),
-        func.min(D.created_at).label("first"), func.max(D.created_at).label("last"),
-    ).where(D.policy_version.is_not(None)))
-    rows = _rows(db, query.group_by(D.policy_name, D.policy_version).order_by(D.policy_name, D.policy_version))
+    x = facts(f).c
+    query = select(
+        x.policy_name.label("policy"), x.policy_version.label("version"), func.sum(x.requests).label("requests"),
+        func.coalesce(func.sum(x.cost_usd), 0.0).label("cost_usd"),
+        func.coalesce(func.sum(x.paid_baseline_usd), 0.0).label("baseline_cost_usd"),
+        func.min(x.first_at).label("first"), func.max(x.last_at).label("last"),
+    ).where(x.policy_version.is_not(None))
+    rows = _rows(db, query.group_by(x.policy_name, x.policy_version).order_by(x.policy_name, x.policy_version))
     for r in rows:
         base = r["baseline_cost_usd"]
         r["saved_pct"] = 100 * (base - r["cost_usd"]) / base if base else 0.0

@@ -32,7 +32,8 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 from sqlalchemy import exc as sa_exc
 
-from storage.models import DEAD_LETTERS, DECISIONS
+from storage import rollups
+from storage.models import DEAD_LETTERS, DECISIONS, utcnow
 from storage.record import DecisionRecord
 from storage.storable import storable, storable_text
 
@@ -230,9 +231,13 @@ class DecisionLog:
                 future.set_result(None)
 
     def _write(self, rows: list[Row]) -> None:
+        for r in rows:  # the hourly sums need the time the table would otherwise fill in itself
+            if r.get("created_at") is None:
+                r["created_at"] = utcnow()
         try:
             with self.db.begin() as conn:
                 conn.execute(insert(DECISIONS), rows)
+                rollups.add(conn, rows)
         except sa_exc.IntegrityError:
             # A retried group may have been committed before the connection broke: write what is missing.
             ids = [r["id"] for r in rows]
@@ -241,6 +246,7 @@ class DecisionLog:
                 missing = [r for r in rows if r["id"] not in present]
                 if missing:
                     conn.execute(insert(DECISIONS), missing)
+                    rollups.add(conn, missing)
 
     def _dead_letter(self, row: Row, exc: Exception) -> None:
         error = storable_text(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000])

@@ -1,11 +1,11 @@
-"""Tables: routing decisions, operator reviews, policy versions and activations."""
+"""Tables: routing decisions and their hourly sums, operator reviews, policy versions and activations."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Table, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -21,6 +21,8 @@ class DecisionRow(SQLModel, table=True):
         Index("ix_decisions_created_at", "created_at"),
         Index("ix_decisions_conversation", "conversation_id", "turn"),
         Index("ix_decisions_policy_created", "policy_name", "created_at"),
+        # The review queue: least confident first, newest first within.
+        Index("ix_decisions_confidence", "confidence", text("created_at DESC")),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -145,7 +147,53 @@ class DeadLetter(SQLModel, table=True):
     record: str  # json.dumps(row, ensure_ascii=True)
 
 
+class DecisionHour(SQLModel, table=True):
+    """Decisions summed per hour and per outcome (policy, task, tiers, status, source), kept
+    in the same transaction as every insert (storage/rollups.py) so the console's cost
+    figures read thousands of rows where the decisions table holds millions."""
+
+    __tablename__ = "decision_hours"
+    __table_args__ = (Index("ix_decision_hours_hour", "hour"),)
+
+    key: str = Field(primary_key=True, max_length=40)  # sha1 of the hour and the outcome, NULLs included
+    hour: datetime
+    policy_name: str | None = Field(default=None, max_length=128)
+    policy_version: int | None = None
+    task: str | None = Field(default=None, max_length=32)
+    routed_tier: str | None = Field(default=None, max_length=128)
+    tier: str | None = Field(default=None, max_length=128)
+    status: str = Field(max_length=16)
+    source: str = Field(max_length=16)
+    requests: int = 0
+    fallbacks: int = 0
+    cost_usd: float = 0.0
+    paid_baseline_usd: float = 0.0  # the baseline tier's cost, summed where the request had a cost
+    baseline_cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_at: datetime
+    last_at: datetime
+
+
+class LatencyHour(SQLModel, table=True):
+    """How many answered requests per hour, policy and answering tier fell in each latency bin
+    (bins grow by 10%), for percentiles over ranges too long to sort."""
+
+    __tablename__ = "latency_hours"
+    __table_args__ = (Index("ix_latency_hours_hour", "hour"),)
+
+    key: str = Field(primary_key=True, max_length=40)
+    hour: datetime
+    policy_name: str | None = Field(default=None, max_length=128)
+    tier: str = Field(max_length=128)
+    metric: str = Field(max_length=16)  # classify_ms | ttft_ms | total_ms
+    bin: int
+    n: int = 0
+
+
 # The tables as SQLAlchemy Core sees them, for bulk inserts and aggregates.
 DECISIONS: Table = SQLModel.metadata.tables[DecisionRow.__tablename__]
 REVIEWS: Table = SQLModel.metadata.tables[Review.__tablename__]
 DEAD_LETTERS: Table = SQLModel.metadata.tables[DeadLetter.__tablename__]
+DECISION_HOURS: Table = SQLModel.metadata.tables[DecisionHour.__tablename__]
+LATENCY_HOURS: Table = SQLModel.metadata.tables[LatencyHour.__tablename__]

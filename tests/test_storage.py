@@ -48,7 +48,7 @@ def test_migrations_create_every_table_and_are_idempotent(db) -> None:
     assert {"decisions", "reviews", "policy_versions", "policy_activations", "api_keys", "dead_letters",
             "alembic_version"} <= tables
     with db.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0005"
     # The migrations build exactly the columns the models declare (a missing migration fails here).
     from sqlmodel import SQLModel
 

@@ -1,0 +1,212 @@
+"""The decision log at scale, on SQLite and Postgres: request latency through `serve` with an
+empty decisions table and again with ROWS decisions in it (default 1,000,000), and how long
+each console page takes to render with ROWS decisions. Not a test.
+
+    python -m bench.scale [--rows 1000000] [--requests 400] [--databases sqlite,postgres]
+
+Requests are chats through `python -m router serve` (keyword classifier, every tier on one
+simulator answering at once), sent one at a time and 16 at a time; the figures are the
+client's wall time. Pages are rendered server-side by Streamlit's AppTest (the script run that
+builds every chart and table, as `tests/test_console_scale.py` does at 100,000 rows), not in a
+browser. Postgres gets a database of its own (`router_scale`), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from bench.common import PROMPTS, ROOT, bench_config, command_line, free_port, percentile, start, start_stack
+from bench.seed_decisions import seed
+from storage.db import make_engine, migrate
+from storage.models import DECISIONS
+
+PAGES = ("playground", "policies", "misroutes", "costs")
+POSTGRES_DB = "router_scale"
+WARMUP = 20
+CONCURRENCY = (1, 16)
+
+
+@dataclass(frozen=True)
+class Requests:
+    p50_ms: dict[int, float]  # by concurrency
+    p99_ms: dict[int, float]
+    sent: int
+    logged: int  # rows the requests added to the table: every request must leave one
+
+
+def fresh_database(kind: str, tmp: Path, postgres_url: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'scale.db'}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_DB}"))
+        conn.execute(text(f"CREATE DATABASE {POSTGRES_DB}"))
+    admin.dispose()
+    return make_url(postgres_url).set(database=POSTGRES_DB).render_as_string(hide_password=False)
+
+
+def drop_database(kind: str, postgres_url: str) -> None:
+    if kind == "postgres":
+        admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)"))
+        admin.dispose()
+
+
+def count_rows(url: str) -> int:
+    db = make_engine(url)
+    with db.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(DECISIONS)).scalar_one()
+    db.dispose()
+    return int(n)
+
+
+def chat(i: int) -> dict[str, object]:
+    return {"model": "router", "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]}
+
+
+async def request_latency(api_url: str, n: int, concurrency: int) -> list[float]:
+    out: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits) as client:
+        async def one(i: int) -> None:
+            start = time.perf_counter()
+            response = await client.post("/v1/chat/completions", json=chat(i))
+            response.raise_for_status()
+            out.append((time.perf_counter() - start) * 1000)
+
+        for i in range(WARMUP):  # warm the connection pool and the server's caches
+            await one(i)
+        out.clear()
+        for start in range(0, n, concurrency):
+            await asyncio.gather(*(one(i) for i in range(start, min(n, start + concurrency))))
+    return out
+
+
+def measure_requests(url: str, tmp: Path, n: int, sim_url: str) -> Requests:
+    before = count_rows(url)
+    _, api_url, procs = start_stack(tmp, database_url=url, env={"ROUTER_CLASSIFIER": "keyword"},
+                                    simulator_url=sim_url)
+    figures: dict[int, list[float]] = {}
+    try:
+        for concurrency in CONCURRENCY:
+            figures[concurrency] = asyncio.run(request_latency(api_url, n, concurrency))
+    finally:
+        procs[0].terminate()  # a clean stop drains the decision log
+        procs[0].wait(30)
+    return Requests({c: percentile(v, 50) for c, v in figures.items()},
+                    {c: percentile(v, 99) for c, v in figures.items()},
+                    sent=len(CONCURRENCY) * (n + WARMUP), logged=count_rows(url) - before)
+
+
+def render_pages(url: str, sim_url: str, tmp: Path) -> dict[str, tuple[float, float]]:
+    """Each page's first render and rerun in seconds; costs also with the range at 'All time'."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ.update({"DATABASE_URL": url, "ROUTER_CLASSIFIER": "keyword",
+                       "ROUTER_CONFIG": str(bench_config(tmp / "console.yaml", sim_url + "/v1"))})
+    st.cache_resource.clear()
+    out: dict[str, tuple[float, float]] = {}
+
+    def timed(at: AppTest) -> float:
+        start = time.perf_counter()
+        at.run()
+        if at.exception:
+            raise RuntimeError(f"page raised: {at.exception}")
+        return time.perf_counter() - start
+
+    for page in PAGES:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.run()  # the engine starts once per process; that is not a page load
+        at.switch_page(f"pages/{page}.py")
+        out[page] = (timed(at), timed(at))
+        if page == "costs":
+            at.selectbox(key="costs_range").set_value("All time")
+            out["costs, All time"] = (timed(at), timed(at))
+        if page == "misroutes":
+            at.selectbox(key="mis_range").set_value("All time")
+            out["misroutes, All time"] = (timed(at), timed(at))
+    st.cache_resource.clear()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
+    if unknown := set(kinds) - {"sqlite", "postgres"}:
+        parser.error(f"unknown database kind {', '.join(sorted(unknown))}: use sqlite and/or postgres")
+
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    simulator = start(["-m", "router", "--log-level", "warning", "simulate", "--port", str(sim_port), "--ttft-ms", "0",
+                       "--tokens-per-s", "0"])
+    lines: list[str] = []
+    try:
+        for kind in kinds:
+            lines += measure_database(kind, args, sim_url)
+    finally:
+        simulator.terminate()
+        simulator.wait(30)
+    print(f"$ {command_line()}")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[str]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"router-scale-{kind}-"))
+    url = fresh_database(kind, tmp, args.postgres_url)
+    started = time.perf_counter()
+
+    def progress(done: int) -> None:
+        if done % 100_000 == 0 or done == args.rows:
+            elapsed = time.perf_counter() - started
+            print(f"[{kind}] seeded {done:,} / {args.rows:,} rows, {elapsed:.0f}s, "
+                  f"about {elapsed * (args.rows - done) / done:.0f}s left", flush=True)
+
+    try:
+        migrate(make_engine(url))
+        print(f"[{kind}] requests with an empty table ...", flush=True)
+        empty = measure_requests(url, tmp, args.requests, sim_url)
+        started = time.perf_counter()
+        db = make_engine(url)
+        seed(db, args.rows, progress=progress)
+        db.dispose()
+        print(f"[{kind}] requests with {args.rows:,} rows ...", flush=True)
+        full = measure_requests(url, tmp, args.requests, sim_url)
+        print(f"[{kind}] rendering pages ...", flush=True)
+        pages = render_pages(url, sim_url, tmp)
+    finally:
+        drop_database(kind, args.postgres_url)
+    lines = []
+    for c in CONCURRENCY:
+        e50, e99, f50, f99 = empty.p50_ms[c], empty.p99_ms[c], full.p50_ms[c], full.p99_ms[c]
+        lines.append(f"{kind:<9} requests {c:>2} at a time: empty p50 {e50:6.2f} p99 {e99:6.2f} ms | "
+                     f"{args.rows:,} rows p50 {f50:6.2f} p99 {f99:6.2f} ms | "
+                     f"ratio p50 {f50 / e50:4.2f} p99 {f99 / e99:4.2f}")
+    lines.append(f"{kind:<9} rows logged: {empty.logged} of {empty.sent} requests (empty table), "
+                 f"{full.logged} of {full.sent} ({args.rows:,} rows)")
+    for page, (first, again) in pages.items():
+        lines.append(f"{kind:<9} page {page:<20} first {first:6.2f} s, rerun {again:6.2f} s")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The hourly sums behind the console's cost and latency figures, on SQLite and Postgres: they
+equal a recount from the decisions, ranges that cut hours in two count exactly, percentiles
+read from bins stay within 5% of the sorted ones, several writers lose no count, and the
+migration fills the sums for decisions logged before it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, insert, select
+
+from bench.seed_decisions import seed
+from storage import analytics as a
+from storage import rollups
+from storage.db import MIGRATIONS, make_engine, migrate
+from storage.decision_log import DecisionLog
+from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS
+from storage.queries import list_decisions
+from storage.record import DecisionRecord
+
+N = 600
+
+
+@pytest.fixture
+def seeded(database_url: str):
+    db = make_engine(database_url)
+    migrate(db)
+    seed(db, N, days=2, reviews=50)
+    yield db, list_decisions(db, limit=N + 1)
+    db.dispose()
+
+
+def snapshot(db: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    with db.connect() as conn:
+        hours = [dict(r) for r in conn.execute(select(DECISION_HOURS).order_by(DECISION_HOURS.c.key)).mappings()]
+        bins = [dict(r) for r in conn.execute(select(LATENCY_HOURS).order_by(LATENCY_HOURS.c.key)).mappings()]
+    return hours, bins
+
+
+def record(**fields: Any) -> DecisionRecord:
+    return DecisionRecord.from_mapping({"id": uuid.uuid4().hex, "request_id": "r", "source": "api", "status": "ok",
+                                        "policy_name": "p", "policy_version": 1, "task": "Open QA",
+                                        "routed_tier": "small", "tier": "small", "cost_usd": 0.001,
+                                        "baseline_cost_usd": 0.01, "total_ms": 120.0, **fields})
+
+
+def test_sums_written_with_the_decisions_equal_a_recount(seeded) -> None:
+    db, _ = seeded
+    log = DecisionLog(db)
+    try:  # the log's own path, a refused request and a failed one included
+        for fields in ({}, {"status": "error", "tier": None, "cost_usd": None, "total_ms": 5.0},
+                       {"task": None, "routed_tier": None, "tier": None, "policy_name": None, "policy_version": None}):
+            log.submit(record(**fields)).result(10)
+    finally:
+        log.close()
+    written = snapshot(db)
+    assert sum(h["requests"] for h in written[0]) == N + 3
+    with db.begin() as conn:
+        assert rollups.rebuild(conn) == N + 3
+    recounted = snapshot(db)
+    assert [h["key"] for h in written[0]] == [h["key"] for h in recounted[0]]
+    money = ("cost_usd", "paid_baseline_usd", "baseline_cost_usd")
+    for before, after in zip(written[0], recounted[0], strict=True):
+        assert {k: v for k, v in before.items() if k not in money} == {k: v for k, v in after.items() if k not in money}
+        assert [before[k] for k in money] == pytest.approx([after[k] for k in money])
+    assert written[1] == recounted[1]
+
+
+def test_ranges_that_cut_hours_count_every_decision_once(seeded) -> None:
+    db, rows = seeded
+    now = datetime.now(UTC)
+    ranges = [(now - timedelta(hours=30, minutes=17), now - timedelta(hours=2, minutes=41)),  # both ends inside hours
+              (now - timedelta(hours=5, minutes=50), now - timedelta(hours=5, minutes=10)),  # inside one hour
+              (rollups.hour_of(now) - timedelta(hours=20), rollups.hour_of(now) - timedelta(hours=3)),  # whole hours
+              (None, now - timedelta(hours=7, minutes=3)), (now - timedelta(minutes=90), None)]
+    for since, until in ranges:
+        f = a.Filters(since=since, until=until)
+        chosen = [r for r in rows
+                  if (since is None or r.created_at >= since) and (until is None or r.created_at < until)]
+        s = a.summary(db, f)
+        assert s["requests"] == len(chosen), (since, until)
+        assert s["cost_usd"] == pytest.approx(sum(r.cost_usd or 0 for r in chosen))
+        assert sum(v["requests"] for v in a.by_policy_version(db, f)) == len(chosen)
+        assert sum(t["requests"] for t in a.tier_over_time(db, f, "hour")) == len(chosen)
+        answered = [r for r in chosen if r.tier is not None and r.total_ms is not None]
+        counts = a.binned_latency(db, "total_ms", f)
+        assert sum(sum(c.values()) for c in counts.values()) == len(answered)
+
+
+def test_binned_percentiles_are_within_five_percent_of_the_sorted_ones(seeded, monkeypatch) -> None:
+    db, _ = seeded
+    since = datetime.now(UTC) - timedelta(hours=40, minutes=13)
+    for metric in a.LATENCY_METRICS:
+        exact = {r["tier"]: r for r in a.latency_percentiles(db, metric, a.Filters(since=since))}
+        monkeypatch.setattr(a, "EXACT_PERCENTILES_UP_TO", 0)
+        binned = {r["tier"]: r for r in a.latency_percentiles(db, metric, a.Filters(since=since))}
+        monkeypatch.undo()
+        assert binned.keys() == exact.keys() and binned
+        for tier, row in binned.items():
+            assert row["n"] == exact[tier]["n"]
+            for q in ("p50", "p95", "p99"):
+                assert row[q] == pytest.approx(exact[tier][q], rel=0.05), (metric, tier, q)
+
+
+def test_concurrent_writers_lose_no_count(database_url: str) -> None:
+    """Two processes' logs (two engines) adding to the same hours at once."""
+    engines = [make_engine(database_url) for _ in range(2)]
+    migrate(engines[0])
+    logs = [DecisionLog(e, max_batch=16) for e in engines]
+    per_writer = 300
+
+    def write(log: DecisionLog) -> None:
+        futures = [log.submit(record()) for _ in range(per_writer)]
+        for future in futures:
+            future.result(30)
+
+    threads = [threading.Thread(target=write, args=(log,)) for log in logs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for log in logs:
+        log.close()
+    assert a.summary(engines[0])["requests"] == 2 * per_writer
+    assert sum(sum(c.values()) for c in a.binned_latency(engines[0], "total_ms").values()) == 2 * per_writer
+    for e in engines:
+        e.dispose()
+
+
+def test_the_migration_fills_sums_for_decisions_logged_before_it(database_url: str) -> None:
+    db = make_engine(database_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0004")
+    earlier = datetime.now(UTC) - timedelta(days=3)
+    rows = [record(created_at=earlier + timedelta(minutes=7 * i)).to_row() for i in range(50)]
+    with db.begin() as conn:
+        conn.execute(insert(DECISIONS), rows)
+    migrate(db)
+    assert a.summary(db)["requests"] == 50
+    assert a.summary(db, a.Filters(since=earlier + timedelta(minutes=7 * 10)))["requests"] == 40
+    db.dispose()
