@@ -1,14 +1,16 @@
 """The decision log at scale, on SQLite and Postgres: request latency through `serve` with an
-empty decisions table and again with ROWS decisions in it (default 1,000,000), and how long
-each console page takes to render with ROWS decisions. Not a test.
+empty decisions table and with ROWS decisions (default 1,000,000), and how long each
+console page takes to render with ROWS decisions. Not a test.
 
-    python -m bench.scale [--rows 1000000] [--requests 400] [--databases sqlite,postgres]
+    python -m bench.scale [--rows 1000000] [--requests 400] [--rounds 3] [--databases sqlite,postgres]
 
 Requests are chats through `python -m router serve` (keyword classifier, every tier on one
 simulator answering at once), sent one at a time and 16 at a time; the figures are the
-client's wall time. Pages are rendered server-side by Streamlit's AppTest (the script run that
+client's wall time, the median over rounds that alternate the empty and the full database
+(both analysed after the bulk insert). Pages are rendered server-side by Streamlit's AppTest (the script run that
 builds every chart and table, as `tests/test_console_scale.py` does at 100,000 rows), not in a
-browser. Postgres gets a database of its own (`router_scale`), dropped at the end.
+browser. Postgres gets two databases of its own (`router_scale_empty`, `router_scale_full`),
+dropped at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +35,7 @@ from storage.db import make_engine, migrate
 from storage.models import DECISIONS
 
 PAGES = ("playground", "policies", "misroutes", "costs")
-POSTGRES_DB = "router_scale"
+POSTGRES_DB = "router_scale"  # a prefix: _empty and _full
 WARMUP = 20
 CONCURRENCY = (1, 16)
 
@@ -45,23 +48,36 @@ class Requests:
     logged: int  # rows the requests added to the table: every request must leave one
 
 
-def fresh_database(kind: str, tmp: Path, postgres_url: str) -> str:
+def fresh_database(kind: str, tmp: Path, postgres_url: str, name: str) -> str:
     if kind == "sqlite":
-        return f"sqlite:///{tmp / 'scale.db'}"
+        return f"sqlite:///{tmp / name}.db"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_DB}"))
-        conn.execute(text(f"CREATE DATABASE {POSTGRES_DB}"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_DB}_{name}"))
+        conn.execute(text(f"CREATE DATABASE {POSTGRES_DB}_{name}"))
     admin.dispose()
-    return make_url(postgres_url).set(database=POSTGRES_DB).render_as_string(hide_password=False)
+    return make_url(postgres_url).set(database=f"{POSTGRES_DB}_{name}").render_as_string(hide_password=False)
 
 
-def drop_database(kind: str, postgres_url: str) -> None:
+def drop_database(kind: str, postgres_url: str, name: str) -> None:
     if kind == "postgres":
         admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_DB} WITH (FORCE)"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {POSTGRES_DB}_{name} WITH (FORCE)"))
         admin.dispose()
+
+
+def settle(url: str) -> None:
+    """Statistics and visibility up to date after the bulk insert, so autovacuum does not run
+    during the timed requests."""
+    db = make_engine(url)
+    if db.dialect.name == "postgresql":
+        with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        with db.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    db.dispose()
 
 
 def count_rows(url: str) -> int:
@@ -147,6 +163,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
     parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per table, alternating empty and full")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     kinds = [k.strip() for k in args.databases.split(",") if k.strip()]
@@ -170,9 +187,13 @@ def main() -> int:
     return 0
 
 
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[str]:
     tmp = Path(tempfile.mkdtemp(prefix=f"router-scale-{kind}-"))
-    url = fresh_database(kind, tmp, args.postgres_url)
+    urls = {name: fresh_database(kind, tmp, args.postgres_url, name) for name in ("empty", "full")}
     started = time.perf_counter()
 
     def progress(done: int) -> None:
@@ -181,28 +202,36 @@ def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[
             print(f"[{kind}] seeded {done:,} / {args.rows:,} rows, {elapsed:.0f}s, "
                   f"about {elapsed * (args.rows - done) / done:.0f}s left", flush=True)
 
+    rounds: dict[str, list[Requests]] = {"empty": [], "full": []}
     try:
-        migrate(make_engine(url))
-        print(f"[{kind}] requests with an empty table ...", flush=True)
-        empty = measure_requests(url, tmp, args.requests, sim_url)
-        started = time.perf_counter()
-        db = make_engine(url)
-        seed(db, args.rows, progress=progress)
+        for url in urls.values():
+            migrate(make_engine(url))
+        db = make_engine(urls["full"])  # its policies are the bench's: every tier on the simulator
+        seed(db, args.rows, progress=progress, config_path=bench_config(tmp / "seed.yaml", sim_url + "/v1"))
         db.dispose()
-        print(f"[{kind}] requests with {args.rows:,} rows ...", flush=True)
-        full = measure_requests(url, tmp, args.requests, sim_url)
+        for url in urls.values():
+            settle(url)
+        # Alternate the two databases, and which goes first, so drift and order fall on both alike.
+        for i in range(args.rounds):
+            for name in ("empty", "full") if i % 2 == 0 else ("full", "empty"):
+                url = urls[name]
+                print(f"[{kind}] round {i + 1} of {args.rounds}: requests, {name} table ...", flush=True)
+                rounds[name].append(measure_requests(url, tmp, args.requests, sim_url))
         print(f"[{kind}] rendering pages ...", flush=True)
-        pages = render_pages(url, sim_url, tmp)
+        pages = render_pages(urls["full"], sim_url, tmp)
     finally:
-        drop_database(kind, args.postgres_url)
+        for name in urls:
+            drop_database(kind, args.postgres_url, name)
     lines = []
     for c in CONCURRENCY:
-        e50, e99, f50, f99 = empty.p50_ms[c], empty.p99_ms[c], full.p50_ms[c], full.p99_ms[c]
+        e50, e99 = (median([r.p50_ms[c] for r in rounds["empty"]]), median([r.p99_ms[c] for r in rounds["empty"]]))
+        f50, f99 = (median([r.p50_ms[c] for r in rounds["full"]]), median([r.p99_ms[c] for r in rounds["full"]]))
         lines.append(f"{kind:<9} requests {c:>2} at a time: empty p50 {e50:6.2f} p99 {e99:6.2f} ms | "
                      f"{args.rows:,} rows p50 {f50:6.2f} p99 {f99:6.2f} ms | "
                      f"ratio p50 {f50 / e50:4.2f} p99 {f99 / e99:4.2f}")
-    lines.append(f"{kind:<9} rows logged: {empty.logged} of {empty.sent} requests (empty table), "
-                 f"{full.logged} of {full.sent} ({args.rows:,} rows)")
+    for name in rounds:
+        logged, sent = sum(r.logged for r in rounds[name]), sum(r.sent for r in rounds[name])
+        lines.append(f"{kind:<9} rows logged, {name} table: {logged} of {sent} requests")
     for page, (first, again) in pages.items():
         lines.append(f"{kind:<9} page {page:<20} first {first:6.2f} s, rerun {again:6.2f} s")
     return lines

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -31,11 +32,12 @@ CHUNK = 5000
 
 
 def seed(db: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: int = 7,
-         progress: Callable[[int], None] | None = None) -> None:
+         progress: Callable[[int], None] | None = None, config_path: Path = DEFAULT_CONFIG) -> None:
     """Insert `n` decisions spread over the last `days` days and `reviews` reviews of them, in
-    chunks (a million rows never sit in memory at once); `progress` hears the rows written so far."""
+    chunks (a million rows never sit in memory at once), routed by the policies in `config_path`
+    (stored unless the database has policies already); `progress` hears the rows written so far."""
     rng = random.Random(rng_seed)
-    config = load_seed(DEFAULT_CONFIG)
+    config = load_seed(config_path)
     policy_store.seed(db, {name: p.to_document() for name, p in config.policies.items()})
     policy = config.policies[config.default_policy]
     predictions = KeywordClassifier().classify(PROMPTS)
