@@ -76,7 +76,6 @@ def seed(db: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: i
             })
             if len(rows) == CHUNK or i == n - 1:
                 conn.execute(insert(DECISIONS), rows)
-                rollups.add(conn, rows)
                 rows.clear()
                 if progress is not None:
                     progress(i + 1)
@@ -94,6 +93,7 @@ def seed(db: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: i
                                     "created_at": now})
         if review_rows:
             conn.execute(insert(REVIEWS), review_rows)
+        rollups.rebuild(conn)  # these rows went around the decision log: sum every hour again
 
 
 def main() -> int:

@@ -1,7 +1,7 @@
 """Aggregates for the console's charts and review queue, computed in SQL (SQLite and
 Postgres alike). Cost, request and latency figures read the hourly sums (storage/rollups.py)
-for the whole hours of a range and the decisions themselves only for its partial first and
-last hour, so a page stays fast with millions of decisions."""
+for a range's whole hours before the watermark and the decisions themselves for the rest (a
+partial first hour, the last hour or so), so a page stays fast with millions of decisions."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     union_all,
 )
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS, REVIEWS
 from storage.reviews import latest_review_ids
-from storage.rollups import HOUR_SUMS, OUTCOME, bin_value, hour_of, latency_bin, next_hour
+from storage.rollups import HOUR_SUMS, OUTCOME, bin_value, hour_of, latency_bin, next_hour, sealed_until
 
 # Any select over the decision and review tables.
 Query = Select[*tuple[Any, ...]]
@@ -75,19 +76,22 @@ class Filters:
             conditions.append(or_(c.tier == self.tier, c.routed_tier == self.tier))
         return conditions
 
-    def split(self) -> tuple[tuple[datetime | None, datetime | None] | None, list[tuple[datetime, datetime]]]:
-        """The range's whole hours [start, end) (None: none) and its partial hours at either end."""
+    def split(self, sealed_until: datetime | None) -> tuple[tuple[datetime | None, datetime] | None,
+                                                           list[tuple[datetime | None, datetime | None]]]:
+        """The range's whole hours before the watermark, [start, end) (None: none), read from the
+        sums, and the rest of the range, read from the decisions."""
+        if sealed_until is None:
+            return None, [(self.since, self.until)]
         start = next_hour(self.since) if self.since is not None else None
-        end = hour_of(self.until) if self.until is not None else None
-        if self.since is not None and self.until is not None and start is not None and end is not None \
-                and start >= end:
-            return None, ([(self.since, self.until)] if self.since < self.until else [])
-        edges = []
+        end = min(hour_of(self.until), sealed_until) if self.until is not None else sealed_until
+        if start is not None and start >= end:
+            return None, [(self.since, self.until)]
+        rest: list[tuple[datetime | None, datetime | None]] = []
         if self.since is not None and start is not None and start != self.since:
-            edges.append((self.since, start))
-        if self.until is not None and end is not None and end != self.until:
-            edges.append((end, self.until))
-        return (start, end), edges
+            rest.append((self.since, start))
+        if self.until is None or end < self.until:
+            rest.append((end, self.until))
+        return (start, end), rest
 
 
 def _rows(db: Engine, query: Query) -> list[dict[str, Any]]:
@@ -105,28 +109,29 @@ def bucket(db: Engine, unit: str, at: Any = D.created_at) -> Any:
 
 
 def distinct_values(db: Engine, column: str) -> list[str]:
-    # The hourly sums hold every outcome value any decision had, in far fewer rows.
-    c = H if column in OUTCOME else D
-    query = select(c[column]).where(c[column].is_not(None)).distinct().order_by(c[column])
+    """The values a column has taken; for the outcome columns from the hourly sums (far fewer
+    rows) and the decisions after the watermark."""
     with db.connect() as conn:
-        return [r[0] for r in conn.execute(query)]
+        sealed = sealed_until(conn) if column in OUTCOME else None
+        recent = select(D[column]).where(D[column].is_not(None), *_between(sealed, None))
+        query = recent.distinct() if sealed is None else union(select(H[column]).where(H[column].is_not(None)), recent)
+        return sorted({r[0] for r in conn.execute(query)})
 
 
-def facts(f: Filters) -> Subquery:
+def facts(db: Engine, f: Filters) -> Subquery:
     """Rows shaped like the hourly sums for everything `f` selects: the sums for its whole
-    hours, one row per decision for its partial hours."""
-    whole, edges = f.split()
+    sealed hours, one row per decision for the rest."""
+    with db.connect() as conn:
+        whole, rest = f.split(sealed_until(conn))
     parts: list[Query] = []
     if whole is not None:
         start, end = whole
-        conditions = f.outcome_conditions(H)
+        conditions = [*f.outcome_conditions(H), H.hour < end]
         if start is not None:
             conditions.append(H.hour >= start)
-        if end is not None:
-            conditions.append(H.hour < end)
         parts.append(select(H.hour, *(H[c] for c in (*OUTCOME, *HOUR_SUMS)), H.first_at, H.last_at)
                      .where(*conditions))
-    for since, until in edges:
+    for since, until in rest:
         parts.append(select(
             D.created_at.label("hour"), *(D[c] for c in OUTCOME), literal(1).label("requests"),
             case((D.fallback.is_(True), 1), else_=0).label("fallbacks"),
@@ -137,15 +142,21 @@ def facts(f: Filters) -> Subquery:
             func.coalesce(D.prompt_tokens, 0).label("prompt_tokens"),
             func.coalesce(D.completion_tokens, 0).label("completion_tokens"),
             D.created_at.label("first_at"), D.created_at.label("last_at"),
-        ).where(*f.outcome_conditions(D), D.created_at >= since, D.created_at < until))
-    if not parts:  # an empty range: no rows, the right columns
-        parts.append(select(H.hour, *(H[c] for c in (*OUTCOME, *HOUR_SUMS)), H.first_at, H.last_at)
-                     .where(literal(False)))
+        ).where(*f.outcome_conditions(D), *_between(since, until)))
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("facts")
 
 
+def _between(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    conditions = []
+    if since is not None:
+        conditions.append(D.created_at >= since)
+    if until is not None:
+        conditions.append(D.created_at < until)
+    return conditions
+
+
 def summary(db: Engine, f: Filters = Filters()) -> dict[str, Any]:
-    x = facts(f).c
+    x = facts(db, f).c
     query = select(
         func.coalesce(func.sum(x.requests), 0).label("requests"),
         func.sum(case((x.status == "ok", x.requests), else_=0)).label("ok"),
@@ -164,7 +175,7 @@ def summary(db: Engine, f: Filters = Filters()) -> dict[str, Any]:
 
 
 def tier_over_time(db: Engine, f: Filters = Filters(), unit: str = "hour") -> list[dict[str, Any]]:
-    x = facts(f).c
+    x = facts(db, f).c
     b = bucket(db, unit, x.hour).label("bucket")
     tier = func.coalesce(x.tier, x.routed_tier, literal("(refused)")).label("tier")
     query = select(b, tier, func.sum(x.requests).label("requests"),
@@ -174,7 +185,7 @@ def tier_over_time(db: Engine, f: Filters = Filters(), unit: str = "hour") -> li
 
 
 def by_task(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
-    x = facts(f).c
+    x = facts(db, f).c
     query = (select(x.task, x.routed_tier.label("tier"), func.sum(x.requests).label("requests"))
              .where(x.task.is_not(None)))
     return _rows(db, query.group_by(x.task, x.routed_tier).order_by(x.task, x.routed_tier))
@@ -185,7 +196,7 @@ REFUSED = "(refused before routing)"
 
 def rates_by_tier(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
     """Error and fallback rates per routed tier; requests refused before routing have a row of their own."""
-    x = facts(f).c
+    x = facts(db, f).c
     tier = func.coalesce(x.routed_tier, REFUSED).label("tier")
     requests = func.sum(x.requests)
     errors = func.sum(case((x.status == "error", x.requests), else_=0))
@@ -227,24 +238,22 @@ def latency_percentiles(db: Engine, metric: str, f: Filters = Filters(),
 
 def binned_latency(db: Engine, metric: str, f: Filters = Filters()) -> dict[str, Counter[int]]:
     """Answered requests per tier and latency bin in the range of `f` (time and policy only)."""
-    whole, edges = f.split()
     counts: dict[str, Counter[int]] = defaultdict(Counter)
     with db.connect() as conn:
+        whole, rest = f.split(sealed_until(conn))
         if whole is not None:
             start, end = whole
-            conditions = [L.metric == metric]
+            conditions = [L.metric == metric, L.hour < end]
             if f.policy is not None:
                 conditions.append(L.policy_name == f.policy)
             if start is not None:
                 conditions.append(L.hour >= start)
-            if end is not None:
-                conditions.append(L.hour < end)
             binned: Query = select(L.tier, L.bin, func.sum(L.n)).where(*conditions).group_by(L.tier, L.bin)
             for tier, b, n in conn.execute(binned):
                 counts[tier][b] += n
-        for since, until in edges:
-            raw: Query = select(D.tier, D[metric]).where(D.created_at >= since, D.created_at < until,
-                                                         D.tier.is_not(None), D[metric].is_not(None))
+        for since, until in rest:
+            raw: Query = select(D.tier, D[metric]).where(*_between(since, until), D.tier.is_not(None),
+                                                         D[metric].is_not(None))
             if f.policy is not None:
                 raw = raw.where(D.policy_name == f.policy)
             for tier, value in conn.execute(raw):
@@ -348,7 +357,7 @@ def replay_rows(db: Engine, *, policy: str | None = None, limit: int = 1000) -> 
 
 def by_policy_version(db: Engine, f: Filters = Filters()) -> list[dict[str, Any]]:
     """Requests, cost and savings per policy version: how each edit paid off."""
-    x = facts(f).c
+    x = facts(db, f).c
     query = select(
         x.policy_name.label("policy"), x.policy_version.label("version"), func.sum(x.requests).label("requests"),
         func.coalesce(func.sum(x.cost_usd), 0.0).label("cost_usd"),

@@ -74,7 +74,7 @@ class LogStats:
 class DecisionLog:
     def __init__(self, db: Engine, *, max_batch: int = 512, max_buffer: int = 50_000,
                  retry_s: float = 0.5, on_batch: Callable[[float], None] | None = None,
-                 spill_path: Path | None = None, drain_timeout_s: float = 3.0) -> None:
+                 spill_path: Path | None = None, drain_timeout_s: float = 3.0, seal_every_s: float = 60.0) -> None:
         self.db = db
         self.on_batch = on_batch  # called with each successful group commit's duration in seconds
         self.max_batch = max_batch
@@ -98,6 +98,11 @@ class DecisionLog:
         self._last_batch_ms = 0.0
         self._max_batch_ms = 0.0
         self._thread.start()
+        # Sums the hours that have ended for the console (storage/rollups.py), off the writer thread.
+        self.seal_every_s = seal_every_s
+        self._sealer = threading.Thread(target=self._seal_loop, name="decision-rollups", daemon=True)
+        if seal_every_s > 0:
+            self._sealer.start()
 
     @property
     def dead_letter_file(self) -> Path:
@@ -143,6 +148,13 @@ class DecisionLog:
         return len(left)
 
     # -- the writer thread ----------------------------------------------------------------
+
+    def _seal_loop(self) -> None:
+        while not self._closing.wait(self.seal_every_s):
+            try:
+                rollups.seal_due(self.db)
+            except Exception as exc:  # an outage or a busy database: the next round catches up
+                log.warning("hourly sums not sealed this round: %s", exc)
 
     def _run(self) -> None:
         self._replay()
@@ -237,7 +249,8 @@ class DecisionLog:
         try:
             with self.db.begin() as conn:
                 conn.execute(insert(DECISIONS), rows)
-                rollups.add(conn, rows)
+                if late := rollups.late(rows, utcnow()):
+                    rollups.add(conn, late)
         except sa_exc.IntegrityError:
             # A retried group may have been committed before the connection broke: write what is missing.
             ids = [r["id"] for r in rows]
@@ -246,7 +259,8 @@ class DecisionLog:
                 missing = [r for r in rows if r["id"] not in present]
                 if missing:
                     conn.execute(insert(DECISIONS), missing)
-                    rollups.add(conn, missing)
+                    if late := rollups.late(missing, utcnow()):
+                        rollups.add(conn, late)
 
     def _dead_letter(self, row: Row, exc: Exception) -> None:
         error = storable_text(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000])

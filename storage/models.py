@@ -148,9 +148,9 @@ class DeadLetter(SQLModel, table=True):
 
 
 class DecisionHour(SQLModel, table=True):
-    """Decisions summed per hour and per outcome (policy, task, tiers, status, source), kept
-    in the same transaction as every insert (storage/rollups.py) so the console's cost
-    figures read thousands of rows where the decisions table holds millions."""
+    """Decisions summed per hour and per outcome (policy, task, tiers, status, source), for
+    every hour before the watermark (storage/rollups.py), so the console's cost figures read
+    thousands of rows where the decisions table holds millions."""
 
     __tablename__ = "decision_hours"
     __table_args__ = (Index("ix_decision_hours_hour", "hour"),)
@@ -191,9 +191,19 @@ class LatencyHour(SQLModel, table=True):
     n: int = 0
 
 
+class RollupWatermark(SQLModel, table=True):
+    """One row: every decision created before `sealed_until` is in the hourly sums."""
+
+    __tablename__ = "rollup_watermark"
+
+    id: int = Field(default=1, primary_key=True)
+    sealed_until: datetime | None = None
+
+
 # The tables as SQLAlchemy Core sees them, for bulk inserts and aggregates.
 DECISIONS: Table = SQLModel.metadata.tables[DecisionRow.__tablename__]
 REVIEWS: Table = SQLModel.metadata.tables[Review.__tablename__]
 DEAD_LETTERS: Table = SQLModel.metadata.tables[DeadLetter.__tablename__]
 DECISION_HOURS: Table = SQLModel.metadata.tables[DecisionHour.__tablename__]
 LATENCY_HOURS: Table = SQLModel.metadata.tables[LatencyHour.__tablename__]
+ROLLUP_WATERMARK: Table = SQLModel.metadata.tables[RollupWatermark.__tablename__]

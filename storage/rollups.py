@@ -1,13 +1,20 @@
-"""Hourly sums of the decisions, written in the same transaction as the decisions themselves.
+"""Hourly sums of the decisions, for every hour before a watermark.
 
 The console's cost and latency figures over days of traffic read these instead of the
 decisions table: a week of hours per outcome is a few thousand rows whatever the request
 rate. Sums are exact; latency is kept as counts per bin, each bin 10% wider than the one
 below, so a percentile read from bins is within 5% of the exact one.
 
-Increments are upserts (`ON CONFLICT DO UPDATE SET n = n + excluded.n`), so several
-processes writing at once never lose a count; rows are upserted in key order so two
-writers take their locks in the same order and cannot deadlock.
+Hours are sealed in the background (`seal`, about once a minute from each decision log),
+SEAL_LAG_S after they end: their decisions are summed from the table and the watermark moves
+past them. The request path adds nothing for fresh rows, which readers take from the
+decisions table itself (everything at or after the watermark). A row that arrives late
+(created more than LATE_S ago: a spill replayed at start, a long outage) is added to the sums
+in its own insert's transaction; if its hour is not sealed yet the seal recounts that hour.
+Increments are upserts (`ON CONFLICT DO UPDATE SET n = n + excluded.n`) in key order, so
+several writers lose no count and cannot deadlock; a seal holds the watermark row (and on
+Postgres the sums tables) while it runs, so two seals or a seal and a late row never count a
+decision twice.
 """
 
 from __future__ import annotations
@@ -19,10 +26,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS
+from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS, ROLLUP_WATERMARK
 
 # The columns a decision's hour row is keyed by, besides the hour.
 OUTCOME = ("policy_name", "policy_version", "task", "routed_tier", "tier", "status", "source")
@@ -33,6 +40,9 @@ _SMALLEST_MS = 1e-4  # zero and negative times share the lowest bin
 HOUR_SUMS = ("requests", "fallbacks", "cost_usd", "paid_baseline_usd", "baseline_cost_usd", "prompt_tokens",
              "completion_tokens")
 BACKFILL_CHUNK = 20_000
+LATE_S = 300.0  # a row created longer ago than this when it is written goes into the sums at once
+SEAL_LAG_S = 900.0  # an hour is sealed this long after it ends (well past LATE_S)
+SEAL_MAX_HOURS = 24  # one background seal sums at most this many hours (the next catches up)
 
 
 def latency_bin(ms: float) -> int:
@@ -119,17 +129,60 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], summed: 
     conn.execute(statement.on_conflict_do_update(index_elements=["key"], set_=updates), rows)
 
 
-def rebuild(conn: Connection) -> int:
-    """Recompute every hourly sum from the decisions table (a migration's backfill); returns the
-    decisions read."""
-    conn.execute(DECISION_HOURS.delete())
-    conn.execute(LATENCY_HOURS.delete())
-    columns = ["created_at", *OUTCOME, "fallback", "cost_usd", "baseline_cost_usd", "prompt_tokens",
-               "completion_tokens", *LATENCY_METRICS]
-    query = select(*(DECISIONS.c[c] for c in columns)).execution_options(yield_per=BACKFILL_CHUNK)
-    result = conn.execute(query)
-    total = 0
-    for chunk in result.mappings().partitions():
-        add(conn, (dict(r) for r in chunk))
-        total += len(chunk)
-    return total
+def late(rows: Iterable[Mapping[str, Any]], now: datetime) -> list[Mapping[str, Any]]:
+    cutoff = now - timedelta(seconds=LATE_S)
+    return [r for r in rows if r["created_at"] < cutoff]
+
+
+def sealed_until(conn: Connection) -> datetime | None:
+    """Every decision created before this time is in the sums (None: nothing sealed yet)."""
+    return conn.execute(select(ROLLUP_WATERMARK.c.sealed_until).where(ROLLUP_WATERMARK.c.id == 1)).scalar()
+
+
+def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None = SEAL_MAX_HOURS) -> int:
+    """Sum the hours that ended SEAL_LAG_S ago and are not sealed yet, inside the caller's
+    transaction, and move the watermark past them; returns the decisions read."""
+    now = now or datetime.now(UTC)
+    # Take the write lock first: SQLite then serialises other writers, Postgres the other seals
+    # (the row lock) and late rows' upserts (the table locks) until this commits.
+    insert_watermark = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(ROLLUP_WATERMARK)
+    conn.execute(insert_watermark.values(id=1, sealed_until=None).on_conflict_do_nothing(index_elements=["id"]))
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE decision_hours, latency_hours IN SHARE ROW EXCLUSIVE MODE"))
+    start = conn.execute(select(ROLLUP_WATERMARK.c.sealed_until).where(ROLLUP_WATERMARK.c.id == 1)
+                         .with_for_update()).scalar()
+    target = hour_of(now - timedelta(seconds=SEAL_LAG_S))
+    if start is None:
+        oldest = conn.execute(select(func.min(DECISIONS.c.created_at))).scalar()
+        start = hour_of(oldest) if oldest is not None else target
+    if max_hours is not None:
+        target = min(target, start + timedelta(hours=max_hours))
+    read = 0
+    if start < target:
+        # Late rows of these hours were upserted on arrival; the recount below includes them.
+        for table in (DECISION_HOURS, LATENCY_HOURS):
+            conn.execute(table.delete().where(table.c.hour >= start, table.c.hour < target))
+        columns = ["created_at", *OUTCOME, "fallback", "cost_usd", "baseline_cost_usd", "prompt_tokens",
+                   "completion_tokens", *LATENCY_METRICS]
+        query = (select(*(DECISIONS.c[c] for c in columns))
+                 .where(DECISIONS.c.created_at >= start, DECISIONS.c.created_at < target)
+                 .execution_options(yield_per=BACKFILL_CHUNK))
+        for chunk in conn.execute(query).mappings().partitions():
+            add(conn, (dict(r) for r in chunk))
+            read += len(chunk)
+    conn.execute(ROLLUP_WATERMARK.update().where(ROLLUP_WATERMARK.c.id == 1).values(sealed_until=max(start, target)))
+    return read
+
+
+def rebuild(conn: Connection, *, now: datetime | None = None) -> int:
+    """Forget every sum and seal all history again (after decisions were written around the
+    decision log, as a bulk import does); returns the decisions read."""
+    for table in (DECISION_HOURS, LATENCY_HOURS, ROLLUP_WATERMARK):
+        conn.execute(table.delete())
+    return seal(conn, now=now, max_hours=None)
+
+
+def seal_due(db: Engine) -> int:
+    """`seal` in a transaction of its own (the decision log's background step)."""
+    with db.begin() as conn:
+        return seal(conn)

@@ -1,7 +1,7 @@
-"""The hourly sums behind the console's cost and latency figures, on SQLite and Postgres: they
-equal a recount from the decisions, ranges that cut hours in two count exactly, percentiles
-read from bins stay within 5% of the sorted ones, several writers lose no count, and the
-migration fills the sums for decisions logged before it."""
+"""The hourly sums behind the console's cost and latency figures, on SQLite and Postgres: sealed
+hours equal a recount from the decisions, late rows are added once, ranges that cut hours or
+cross the watermark count exactly, percentiles read from bins stay within 5% of the sorted
+ones, several writers lose no count, and the migration seals the decisions logged before it."""
 
 from __future__ import annotations
 
@@ -50,32 +50,68 @@ def record(**fields: Any) -> DecisionRecord:
                                         "baseline_cost_usd": 0.01, "total_ms": 120.0, **fields})
 
 
-def test_sums_written_with_the_decisions_equal_a_recount(seeded) -> None:
-    db, _ = seeded
-    log = DecisionLog(db)
-    try:  # the log's own path, a refused request and a failed one included
-        for fields in ({}, {"status": "error", "tier": None, "cost_usd": None, "total_ms": 5.0},
-                       {"task": None, "routed_tier": None, "tier": None, "policy_name": None, "policy_version": None}):
-            log.submit(record(**fields)).result(10)
-    finally:
-        log.close()
-    written = snapshot(db)
-    assert sum(h["requests"] for h in written[0]) == N + 3
+def watermark(db: Engine) -> datetime | None:
+    with db.connect() as conn:
+        return rollups.sealed_until(conn)
+
+
+def test_sealed_hours_equal_a_recount_and_fresh_rows_wait_for_their_seal(seeded) -> None:
+    db, rows = seeded
+    sealed = watermark(db)
+    assert sealed is not None and sealed <= datetime.now(UTC) - timedelta(seconds=rollups.SEAL_LAG_S)
+    hours, bins = snapshot(db)
+    assert sum(h["requests"] for h in hours) == sum(r.created_at < sealed for r in rows) > N // 2
+    assert all(h["hour"] < sealed for h in hours)
     with db.begin() as conn:
-        assert rollups.rebuild(conn) == N + 3
-    recounted = snapshot(db)
-    assert [h["key"] for h in written[0]] == [h["key"] for h in recounted[0]]
+        assert rollups.rebuild(conn) == sum(r.created_at < sealed for r in rows)
+    again = snapshot(db)
     money = ("cost_usd", "paid_baseline_usd", "baseline_cost_usd")
-    for before, after in zip(written[0], recounted[0], strict=True):
+    assert [h["key"] for h in hours] == [h["key"] for h in again[0]]
+    for before, after in zip(hours, again[0], strict=True):
         assert {k: v for k, v in before.items() if k not in money} == {k: v for k, v in after.items() if k not in money}
         assert [before[k] for k in money] == pytest.approx([after[k] for k in money])
-    assert written[1] == recounted[1]
+    assert bins == again[1]
+    # A fresh row through the log is not summed on the way in: readers take it from the table.
+    log = DecisionLog(db, seal_every_s=0)
+    try:
+        log.submit(record()).result(10)
+    finally:
+        log.close()
+    assert snapshot(db)[0] == again[0]
+    assert a.summary(db)["requests"] == N + 1
+
+
+def test_late_rows_are_summed_once_whether_their_hour_is_sealed_or_not(seeded) -> None:
+    db, _ = seeded
+    sealed = watermark(db)
+    assert sealed is not None
+    old = sealed - timedelta(hours=5, minutes=20)  # an hour already sealed
+    unsealed = datetime.now(UTC) - timedelta(minutes=10)  # late, in an hour not sealed yet
+    log = DecisionLog(db, seal_every_s=0)
+    try:
+        for when in (old, old, unsealed, None):  # None: fresh
+            log.submit(record(**({"created_at": when} if when else {}))).result(10)
+    finally:
+        log.close()
+    everything = a.Filters()
+    assert a.summary(db, everything)["requests"] == N + 4
+    one_hour = a.Filters(since=rollups.hour_of(old), until=rollups.hour_of(old) + timedelta(hours=1))
+    assert a.summary(db, one_hour)["requests"] == 2 + sum(
+        1 for r in list_decisions(db, limit=N + 10)
+        if one_hour.since <= r.created_at < one_hour.until and r.request_id != "r")
+    with db.begin() as conn:  # a seal two hours on recounts the unsealed hours: each row still once
+        rollups.seal(conn, now=datetime.now(UTC) + timedelta(hours=2))
+    assert a.summary(db, everything)["requests"] == N + 4
+    assert sum(h["requests"] for h in snapshot(db)[0]) == N + 4
 
 
 def test_ranges_that_cut_hours_count_every_decision_once(seeded) -> None:
     db, rows = seeded
     now = datetime.now(UTC)
+    sealed = watermark(db)
+    assert sealed is not None
     ranges = [(now - timedelta(hours=30, minutes=17), now - timedelta(hours=2, minutes=41)),  # both ends inside hours
+              (sealed - timedelta(hours=3, minutes=5), sealed + timedelta(minutes=7)),  # across the watermark
               (now - timedelta(hours=5, minutes=50), now - timedelta(hours=5, minutes=10)),  # inside one hour
               (rollups.hour_of(now) - timedelta(hours=20), rollups.hour_of(now) - timedelta(hours=3)),  # whole hours
               (None, now - timedelta(hours=7, minutes=3)), (now - timedelta(minutes=90), None)]
@@ -109,14 +145,17 @@ def test_binned_percentiles_are_within_five_percent_of_the_sorted_ones(seeded, m
 
 
 def test_concurrent_writers_lose_no_count(database_url: str) -> None:
-    """Two processes' logs (two engines) adding to the same hours at once."""
+    """Two processes' logs (two engines) adding late rows to the same sealed hours at once."""
     engines = [make_engine(database_url) for _ in range(2)]
     migrate(engines[0])
-    logs = [DecisionLog(e, max_batch=16) for e in engines]
+    with engines[0].begin() as conn:
+        rollups.seal(conn)
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    logs = [DecisionLog(e, max_batch=16, seal_every_s=0) for e in engines]
     per_writer = 300
 
     def write(log: DecisionLog) -> None:
-        futures = [log.submit(record()) for _ in range(per_writer)]
+        futures = [log.submit(record(created_at=earlier + timedelta(seconds=i))) for i in range(per_writer)]
         for future in futures:
             future.result(30)
 
@@ -128,6 +167,7 @@ def test_concurrent_writers_lose_no_count(database_url: str) -> None:
     for log in logs:
         log.close()
     assert a.summary(engines[0])["requests"] == 2 * per_writer
+    assert sum(h["requests"] for h in snapshot(engines[0])[0]) == 2 * per_writer  # all from the sums
     assert sum(sum(c.values()) for c in a.binned_latency(engines[0], "total_ms").values()) == 2 * per_writer
     for e in engines:
         e.dispose()
@@ -145,6 +185,7 @@ def test_the_migration_fills_sums_for_decisions_logged_before_it(database_url: s
     with db.begin() as conn:
         conn.execute(insert(DECISIONS), rows)
     migrate(db)
+    assert sum(h["requests"] for h in snapshot(db)[0]) == 50
     assert a.summary(db)["requests"] == 50
     assert a.summary(db, a.Filters(since=earlier + timedelta(minutes=7 * 10)))["requests"] == 40
     db.dispose()

@@ -51,13 +51,19 @@ def upgrade() -> None:
     )
     op.create_index('ix_latency_hours_hour', 'latency_hours', ['hour'], unique=False)
     op.create_index('ix_decisions_confidence', 'decisions', ['confidence', sa.text('created_at DESC')], unique=False)
-    # Decisions logged before this revision get their sums now, in this transaction.
+    op.create_table('rollup_watermark',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sealed_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    # The hours already logged are summed now, in this transaction.
     from storage import rollups
 
-    rollups.rebuild(op.get_bind())
+    rollups.seal(op.get_bind(), max_hours=None)
 
 
 def downgrade() -> None:
+    op.drop_table('rollup_watermark')
     op.drop_index('ix_decisions_confidence', table_name='decisions')
     op.drop_index('ix_latency_hours_hour', table_name='latency_hours')
     op.drop_table('latency_hours')
