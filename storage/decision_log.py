@@ -152,7 +152,7 @@ class DecisionLog:
     def _seal_loop(self) -> None:
         while not self._closing.wait(self.seal_every_s):
             try:
-                rollups.seal_due(self.db)
+                rollups.seal_due(self.db, stop=self._closing.is_set)
             except Exception as exc:  # an outage or a busy database: the next round catches up
                 log.warning("hourly sums not sealed this round: %s", exc)
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,9 +140,15 @@ def sealed_until(conn: Connection) -> datetime | None:
     return conn.execute(select(ROLLUP_WATERMARK.c.sealed_until).where(ROLLUP_WATERMARK.c.id == 1)).scalar()
 
 
-def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None = SEAL_MAX_HOURS) -> int:
-    """Sum the hours that ended SEAL_LAG_S ago and are not sealed yet, inside the caller's
-    transaction, and move the watermark past them; returns the decisions read."""
+@dataclass(frozen=True)
+class Sealed:
+    read: int  # decisions summed
+    more: bool  # hours are still due (the round stopped at max_hours)
+
+
+def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None = SEAL_MAX_HOURS) -> Sealed:
+    """Sum the hours that ended SEAL_LAG_S ago and are not sealed yet (at most `max_hours` of
+    them), inside the caller's transaction, and move the watermark past them."""
     now = now or datetime.now(UTC)
     # Take the write lock first: SQLite then serialises other writers, Postgres the other seals
     # (the row lock) and late rows' upserts (the table locks) until this commits.
@@ -155,6 +162,7 @@ def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None
     if start is None:
         oldest = conn.execute(select(func.min(DECISIONS.c.created_at))).scalar()
         start = hour_of(oldest) if oldest is not None else target
+    behind = max_hours is not None and start + timedelta(hours=max_hours) < target
     if max_hours is not None:
         target = min(target, start + timedelta(hours=max_hours))
     read = 0
@@ -171,7 +179,7 @@ def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None
             add(conn, (dict(r) for r in chunk))
             read += len(chunk)
     conn.execute(ROLLUP_WATERMARK.update().where(ROLLUP_WATERMARK.c.id == 1).values(sealed_until=max(start, target)))
-    return read
+    return Sealed(read, behind)
 
 
 def rebuild(conn: Connection, *, now: datetime | None = None) -> int:
@@ -179,10 +187,17 @@ def rebuild(conn: Connection, *, now: datetime | None = None) -> int:
     decision log, as a bulk import does); returns the decisions read."""
     for table in (DECISION_HOURS, LATENCY_HOURS, ROLLUP_WATERMARK):
         conn.execute(table.delete())
-    return seal(conn, now=now, max_hours=None)
+    return seal(conn, now=now, max_hours=None).read
 
 
-def seal_due(db: Engine) -> int:
-    """`seal` in a transaction of its own (the decision log's background step)."""
-    with db.begin() as conn:
-        return seal(conn)
+def seal_due(db: Engine, *, stop: Callable[[], bool] = lambda: False) -> int:
+    """Seal every hour that is due, SEAL_MAX_HOURS per transaction so a long history (the first
+    run after an upgrade) never holds the lock for long; returns the decisions read."""
+    total = 0
+    while not stop():
+        with db.begin() as conn:
+            done = seal(conn)
+        total += done.read
+        if not done.more:
+            break
+    return total

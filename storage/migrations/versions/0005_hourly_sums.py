@@ -1,5 +1,5 @@
-"""hourly sums of the decisions (per outcome, and latency bins per tier), filled from the
-decisions already logged; an index for the review queue (confidence, newest first)
+"""hourly sums of the decisions (per outcome, and latency bins per tier) and their watermark; an
+index for the review queue (confidence, newest first)
 
 Revision ID: 0005
 Revises: 0004
@@ -56,10 +56,8 @@ def upgrade() -> None:
     sa.Column('sealed_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    # The hours already logged are summed now, in this transaction.
-    from storage import rollups
-
-    rollups.seal(op.get_bind(), max_hours=None)
+    # The hours already logged are summed by the decision logs' background seal, a day of them per
+    # transaction: a long history never holds up the start (readers use the decisions meanwhile).
 
 
 def downgrade() -> None:
