@@ -11,7 +11,15 @@ import streamlit as st
 
 from bench import routing_curve
 from pages._shared import db, empty_state, engine, filters_bar, usd
-from storage.analytics import by_policy_version, by_task, latency_percentiles, rates_by_tier, summary, tier_over_time
+from storage.analytics import (
+    by_policy_version,
+    by_task,
+    latency_percentiles,
+    rates_by_tier,
+    summary,
+    sums_sealed_until,
+    tier_over_time,
+)
 
 engine()
 database = db()
@@ -40,6 +48,9 @@ c[1].metric("Cost", usd(totals["cost_usd"]))
 c[2].metric("All-to-baseline cost", usd(totals["baseline_cost_usd"]))
 c[3].metric("Saved", usd(totals["savings_usd"]), f"{totals['savings_pct']:.1f}%")
 c[4].metric("Errors / fallbacks", f"{totals['errors']:,} / {totals['fallbacks']:,}")
+sealed = sums_sealed_until(database)
+st.caption(f"Read from the hourly sums up to {sealed:%Y-%m-%d %H:%M} UTC and from the decisions after it."
+           if sealed else "Read from the decisions: no hour has been summed yet (that runs in the background).")
 
 versions = pd.DataFrame(by_policy_version(database, f))
 if not versions.empty:

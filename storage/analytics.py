@@ -118,6 +118,12 @@ def distinct_values(db: Engine, column: str) -> list[str]:
         return sorted({r[0] for r in conn.execute(query)})
 
 
+def sums_sealed_until(db: Engine) -> datetime | None:
+    """Decisions before this time are read from the hourly sums (None: none sealed yet)."""
+    with db.connect() as conn:
+        return sealed_until(conn)
+
+
 def facts(db: Engine, f: Filters) -> Subquery:
     """Rows shaped like the hourly sums for everything `f` selects: the sums for its whole
     sealed hours, one row per decision for the rest."""

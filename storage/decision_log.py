@@ -69,6 +69,7 @@ class LogStats:
     dead_letters: int = 0  # rows the database refused, kept aside
     replayed: int = 0  # rows written from the last shutdown's spill file
     spilled: int = 0  # rows spilled at this shutdown
+    sealed_until: datetime | None = None  # the hourly sums' watermark, as this log's last seal left it
 
 
 class DecisionLog:
@@ -100,6 +101,7 @@ class DecisionLog:
         self._thread.start()
         # Sums the hours that have ended for the console (storage/rollups.py), off the writer thread.
         self.seal_every_s = seal_every_s
+        self._sealed_until: datetime | None = None
         self._sealer = threading.Thread(target=self._seal_loop, name="decision-rollups", daemon=True)
         if seal_every_s > 0:
             self._sealer.start()
@@ -124,7 +126,7 @@ class DecisionLog:
     def stats(self) -> LogStats:
         return LogStats(self._queue.qsize() + len(self._current), self._written, self._batches, self._failures,
                         self._healthy, self._last_error, self._last_batch_ms, self._max_batch_ms,
-                        self._dead_letters, self._replayed, self._spilled)
+                        self._dead_letters, self._replayed, self._spilled, self._sealed_until)
 
     def close(self, timeout: float | None = None) -> int:
         """Write what is queued, for at most `timeout` seconds (drain_timeout_s by default), then stop.
@@ -153,6 +155,8 @@ class DecisionLog:
         while not self._closing.wait(self.seal_every_s):
             try:
                 rollups.seal_due(self.db, stop=self._closing.is_set)
+                with self.db.connect() as conn:
+                    self._sealed_until = rollups.sealed_until(conn)
             except Exception as exc:  # an outage or a busy database: the next round catches up
                 log.warning("hourly sums not sealed this round: %s", exc)
 

@@ -67,5 +67,6 @@ def test_page_renders_fast_with_100k_decisions(console: None, big_database: str,
         at.selectbox(key="costs_range").set_value("All time")
         assert timed_run(at) < ALL_TIME_LIMIT_S
         assert any(m.label == "Requests" and m.value == f"{ROWS:,}" for m in at.metric)
+        assert any("from the hourly sums up to" in c.value for c in at.caption)  # seeded, then sealed
     if page == "misroutes":
         assert at.selectbox(key="review_pick").options  # the queue is filled

@@ -7,6 +7,7 @@ afterwards, a day per round."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -195,4 +196,23 @@ def test_decisions_logged_before_the_migration_are_sealed_a_day_at_a_time(databa
     assert sum(h["requests"] for h in snapshot(db)[0]) == 50
     assert a.summary(db)["requests"] == 50
     assert a.summary(db, a.Filters(since=earlier + timedelta(minutes=7 * 10)))["requests"] == 40
+    db.dispose()
+
+
+def test_the_log_seals_due_hours_in_the_background(database_url: str) -> None:
+    db = make_engine(database_url)
+    migrate(db)
+    earlier = datetime.now(UTC) - timedelta(days=2)
+    with db.begin() as conn:  # written around the log, as before an upgrade
+        conn.execute(insert(DECISIONS), [record(created_at=earlier + timedelta(minutes=i)).to_row() for i in range(30)])
+    log = DecisionLog(db, seal_every_s=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while log.stats().sealed_until is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sealed = log.stats().sealed_until
+    finally:
+        log.close()
+    assert sealed is not None and sealed > earlier + timedelta(days=1)  # two rounds: a day each, then the rest
+    assert sum(h["requests"] for h in snapshot(db)[0]) == 30
     db.dispose()
