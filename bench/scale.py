@@ -7,10 +7,11 @@ console page takes to render with ROWS decisions. Not a test.
 Requests are chats through `python -m router serve` (keyword classifier, every tier on one
 simulator answering at once), sent one at a time and 16 at a time; the figures are the
 client's wall time, the median over rounds that alternate the empty and the full database
-(both analysed after the bulk insert). Pages are rendered server-side by Streamlit's AppTest (the script run that
-builds every chart and table, as `tests/test_console_scale.py` does at 100,000 rows), not in a
-browser. Postgres gets two databases of its own (`router_scale_empty`, `router_scale_full`),
-dropped at the end.
+(both analysed after the bulk insert). Pages are rendered server-side by Streamlit's AppTest
+(the script run that builds every chart and table, as `tests/test_console_scale.py` does at
+100,000 rows) and in headless Chromium through `router console` (from navigation until the
+script has finished and every chart is drawn, default range: 7 days). Postgres gets two
+databases of its own (`router_scale_empty`, `router_scale_full`), dropped at the end.
 """
 
 from __future__ import annotations
@@ -29,7 +30,17 @@ import httpx
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bench.common import PROMPTS, ROOT, bench_config, command_line, free_port, percentile, start, start_stack
+from bench.common import (
+    PROMPTS,
+    ROOT,
+    bench_config,
+    command_line,
+    free_port,
+    percentile,
+    start,
+    start_stack,
+    wait_http,
+)
 from bench.seed_decisions import seed
 from storage.db import make_engine, migrate
 from storage.models import DECISIONS
@@ -187,6 +198,65 @@ def main() -> int:
     return 0
 
 
+BROWSER_PAGES = {"playground": ("", "Playground"), "policies": ("policies", "Policies"),
+                 "misroutes": ("misroutes", "Misroutes"), "costs": ("costs", "Costs and latency")}
+CHROMIUM = "/usr/bin/chromium"
+# Done: the script has finished and every plotly chart it sent is drawn.
+RENDERED = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  return [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('svg.main-svg'));
+}"""
+
+
+def browser_pages(url: str, sim_url: str, tmp: Path) -> dict[str, tuple[float, float]]:
+    """Each page in headless Chromium through `router console`: seconds from navigation until
+    its title shows, the script has finished and every chart is drawn; a first and a second load."""
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()
+    env = {"DATABASE_URL": url, "ROUTER_CLASSIFIER": "keyword", "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "ROUTER_CONFIG": str(bench_config(tmp / "browser.yaml", sim_url + "/v1"))}
+    console = start(["-m", "router", "--log-level", "warning", "console", "--port", str(port)], env=env,
+                    log=tmp / "console.log")
+    out: dict[str, tuple[float, float]] = {}
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_stcore/health", timeout_s=120)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            for name, (path, title) in BROWSER_PAGES.items():
+                loads = []
+                for _ in range(2):
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    start_s = time.perf_counter()
+                    page.goto(f"http://127.0.0.1:{port}/{path}")
+                    expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=120_000)
+                    page.wait_for_function(RENDERED, timeout=120_000)
+                    loads.append(time.perf_counter() - start_s)
+                    page.close()
+                out[name] = (loads[0], loads[1])
+            # An operator moves between pages in one tab: the sidebar link, no new session.
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function(RENDERED, timeout=120_000)
+            switches: dict[str, list[float]] = {name: [] for name in BROWSER_PAGES}
+            for _ in range(2):
+                for name in ("policies", "misroutes", "costs", "playground"):
+                    title = BROWSER_PAGES[name][1]
+                    start_s = time.perf_counter()
+                    page.get_by_role("link", name=title).click()
+                    expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=120_000)
+                    page.wait_for_function(RENDERED, timeout=120_000)
+                    switches[name].append(time.perf_counter() - start_s)
+            for name, times in switches.items():
+                out[f"{name}, in-app switch"] = (times[0], times[1])
+            browser.close()
+    finally:
+        console.terminate()
+        console.wait(30)
+    return out
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -219,6 +289,7 @@ def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[
                 rounds[name].append(measure_requests(url, tmp, args.requests, sim_url))
         print(f"[{kind}] rendering pages ...", flush=True)
         pages = render_pages(urls["full"], sim_url, tmp)
+        browser = browser_pages(urls["full"], sim_url, tmp) if Path(CHROMIUM).exists() else {}
     finally:
         for name in urls:
             drop_database(kind, args.postgres_url, name)
@@ -233,7 +304,11 @@ def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[
         logged, sent = sum(r.logged for r in rounds[name]), sum(r.sent for r in rounds[name])
         lines.append(f"{kind:<9} rows logged, {name} table: {logged} of {sent} requests")
     for page, (first, again) in pages.items():
-        lines.append(f"{kind:<9} page {page:<20} first {first:6.2f} s, rerun {again:6.2f} s")
+        lines.append(f"{kind:<9} page {page:<20} first {first:6.2f} s, rerun {again:6.2f} s (script run)")
+    for page, (first, again) in browser.items():
+        lines.append(f"{kind:<9} page {page:<20} first {first:6.2f} s, again {again:6.2f} s (Chromium, drawn)")
+    if not browser:
+        lines.append(f"{kind:<9} (no {CHROMIUM}: pages not timed in a browser)")
     return lines
 
 
