@@ -12,9 +12,10 @@ decisions table itself (everything at or after the watermark). A row that arrive
 (created more than LATE_S ago: a spill replayed at start, a long outage) is added to the sums
 in its own insert's transaction; if its hour is not sealed yet the seal recounts that hour.
 Increments are upserts (`ON CONFLICT DO UPDATE SET n = n + excluded.n`) in key order, so
-several writers lose no count and cannot deadlock; a seal holds the watermark row (and on
-Postgres the sums tables) while it runs, so two seals or a seal and a late row never count a
-decision twice.
+several writers lose no count and cannot deadlock. A background round sums its hours without
+the write lock (a long sum never holds up inserts on SQLite), then takes the watermark row (and
+on Postgres the sums tables), counts its hours again and sums them again there only if a late
+row came in meanwhile; two rounds or a round and a late row never count a decision twice.
 """
 
 from __future__ import annotations
@@ -69,49 +70,61 @@ def _key(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def sums(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The hour rows and latency-bin rows that `rows` (decision column values) add up to."""
-    hours: dict[str, dict[str, Any]] = {}
-    bins: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        created = r["created_at"]
-        hour = hour_of(created)
-        outcome = [r.get(c) for c in OUTCOME]
-        key = _key(hour.isoformat(), *outcome)
-        h = hours.get(key)
-        if h is None:
-            h = hours[key] = {"key": key, "hour": hour, **dict(zip(OUTCOME, outcome, strict=True)),
-                              **dict.fromkeys(HOUR_SUMS, 0), "first_at": created, "last_at": created}
-        cost, baseline = r.get("cost_usd"), r.get("baseline_cost_usd") or 0.0
-        h["requests"] += 1
-        h["fallbacks"] += bool(r.get("fallback"))
-        h["cost_usd"] += cost or 0.0
-        h["paid_baseline_usd"] += baseline if cost is not None else 0.0
-        h["baseline_cost_usd"] += baseline
-        h["prompt_tokens"] += r.get("prompt_tokens") or 0
-        h["completion_tokens"] += r.get("completion_tokens") or 0
-        h["first_at"] = min(h["first_at"], created)
-        h["last_at"] = max(h["last_at"], created)
-        tier = r.get("tier")
-        if tier is None:
-            continue
-        for metric in LATENCY_METRICS:
-            value = r.get(metric)
-            if value is None:
+class Sums:
+    """Hour rows and latency-bin rows accumulated from decisions (column values)."""
+
+    def __init__(self) -> None:
+        self.hours: dict[str, dict[str, Any]] = {}
+        self.bins: dict[str, dict[str, Any]] = {}
+        self.count = 0
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        hours, bins = self.hours, self.bins
+        for r in rows:
+            self.count += 1
+            created = r["created_at"]
+            hour = hour_of(created)
+            outcome = [r.get(c) for c in OUTCOME]
+            key = _key(hour.isoformat(), *outcome)
+            h = hours.get(key)
+            if h is None:
+                h = hours[key] = {"key": key, "hour": hour, **dict(zip(OUTCOME, outcome, strict=True)),
+                                  **dict.fromkeys(HOUR_SUMS, 0), "first_at": created, "last_at": created}
+            cost, baseline = r.get("cost_usd"), r.get("baseline_cost_usd") or 0.0
+            h["requests"] += 1
+            h["fallbacks"] += bool(r.get("fallback"))
+            h["cost_usd"] += cost or 0.0
+            h["paid_baseline_usd"] += baseline if cost is not None else 0.0
+            h["baseline_cost_usd"] += baseline
+            h["prompt_tokens"] += r.get("prompt_tokens") or 0
+            h["completion_tokens"] += r.get("completion_tokens") or 0
+            h["first_at"] = min(h["first_at"], created)
+            h["last_at"] = max(h["last_at"], created)
+            tier = r.get("tier")
+            if tier is None:
                 continue
-            b = latency_bin(value)
-            bin_key = _key(hour.isoformat(), r.get("policy_name"), tier, metric, b)
-            entry = bins.setdefault(bin_key, {"key": bin_key, "hour": hour, "policy_name": r.get("policy_name"),
-                                              "tier": tier, "metric": metric, "bin": b, "n": 0})
-            entry["n"] += 1
-    return sorted(hours.values(), key=lambda h: h["key"]), sorted(bins.values(), key=lambda b: b["key"])
+            for metric in LATENCY_METRICS:
+                value = r.get(metric)
+                if value is None:
+                    continue
+                b = latency_bin(value)
+                bin_key = _key(hour.isoformat(), r.get("policy_name"), tier, metric, b)
+                entry = bins.setdefault(bin_key, {"key": bin_key, "hour": hour, "policy_name": r.get("policy_name"),
+                                                  "tier": tier, "metric": metric, "bin": b, "n": 0})
+                entry["n"] += 1
+
+    def upsert(self, conn: Connection) -> None:
+        """Add these sums to the tables, in key order (see the module's note on deadlocks)."""
+        _upsert(conn, DECISION_HOURS, sorted(self.hours.values(), key=lambda h: h["key"]), HOUR_SUMS,
+                earliest="first_at", latest="last_at")
+        _upsert(conn, LATENCY_HOURS, sorted(self.bins.values(), key=lambda b: b["key"]), ("n",))
 
 
 def add(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
     """Add decisions (column values, as inserted) to the hourly sums, inside the caller's transaction."""
-    hours, bins = sums(rows)
-    _upsert(conn, DECISION_HOURS, hours, HOUR_SUMS, earliest="first_at", latest="last_at")
-    _upsert(conn, LATENCY_HOURS, bins, ("n",))
+    summed = Sums()
+    summed.add(rows)
+    summed.upsert(conn)
 
 
 def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], summed: tuple[str, ...],
@@ -146,40 +159,66 @@ class Sealed:
     more: bool  # hours are still due (the round stopped at max_hours)
 
 
-def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None = SEAL_MAX_HOURS) -> Sealed:
-    """Sum the hours that ended SEAL_LAG_S ago and are not sealed yet (at most `max_hours` of
-    them), inside the caller's transaction, and move the watermark past them."""
-    now = now or datetime.now(UTC)
-    # Take the write lock first: SQLite then serialises other writers, Postgres the other seals
-    # (the row lock) and late rows' upserts (the table locks) until this commits.
+SEAL_COLUMNS = ("created_at", *OUTCOME, "fallback", "cost_usd", "baseline_cost_usd", "prompt_tokens",
+                "completion_tokens", *LATENCY_METRICS)
+
+
+def _lock(conn: Connection) -> datetime | None:
+    """Take the write lock (SQLite then serialises other writers, Postgres other seals by the
+    row lock and late rows' upserts by the table locks) and read the watermark under it."""
     insert_watermark = (sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert)(ROLLUP_WATERMARK)
     conn.execute(insert_watermark.values(id=1, sealed_until=None).on_conflict_do_nothing(index_elements=["id"]))
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE decision_hours, latency_hours IN SHARE ROW EXCLUSIVE MODE"))
-    start = conn.execute(select(ROLLUP_WATERMARK.c.sealed_until).where(ROLLUP_WATERMARK.c.id == 1)
-                         .with_for_update()).scalar()
+    return conn.execute(select(ROLLUP_WATERMARK.c.sealed_until).where(ROLLUP_WATERMARK.c.id == 1)
+                        .with_for_update()).scalar()
+
+
+def _span(conn: Connection, sealed: datetime | None, now: datetime,
+          max_hours: int | None) -> tuple[datetime, datetime, bool]:
+    """The hours to seal, [start, target), and whether more are due after them."""
     target = hour_of(now - timedelta(seconds=SEAL_LAG_S))
+    start = sealed
     if start is None:
         oldest = conn.execute(select(func.min(DECISIONS.c.created_at))).scalar()
         start = hour_of(oldest) if oldest is not None else target
     behind = max_hours is not None and start + timedelta(hours=max_hours) < target
     if max_hours is not None:
         target = min(target, start + timedelta(hours=max_hours))
-    read = 0
+    return start, target, behind
+
+
+def _in_span(start: datetime, target: datetime) -> Any:
+    return (DECISIONS.c.created_at >= start) & (DECISIONS.c.created_at < target)
+
+
+def _sum_span(conn: Connection, start: datetime, target: datetime) -> Sums:
+    summed = Sums()
     if start < target:
-        # Late rows of these hours were upserted on arrival; the recount below includes them.
-        for table in (DECISION_HOURS, LATENCY_HOURS):
-            conn.execute(table.delete().where(table.c.hour >= start, table.c.hour < target))
-        columns = ["created_at", *OUTCOME, "fallback", "cost_usd", "baseline_cost_usd", "prompt_tokens",
-                   "completion_tokens", *LATENCY_METRICS]
-        query = (select(*(DECISIONS.c[c] for c in columns))
-                 .where(DECISIONS.c.created_at >= start, DECISIONS.c.created_at < target)
+        query = (select(*(DECISIONS.c[c] for c in SEAL_COLUMNS)).where(_in_span(start, target))
                  .execution_options(yield_per=BACKFILL_CHUNK))
         for chunk in conn.execute(query).mappings().partitions():
-            add(conn, (dict(r) for r in chunk))
-            read += len(chunk)
+            summed.add(dict(r) for r in chunk)
+    return summed
+
+
+def _replace(conn: Connection, start: datetime, target: datetime, summed: Sums) -> None:
+    """Put `summed` in place of the span's sums (late rows upserted there are in the recount)
+    and move the watermark past the span."""
+    if start < target:
+        for table in (DECISION_HOURS, LATENCY_HOURS):
+            conn.execute(table.delete().where(table.c.hour >= start, table.c.hour < target))
+        summed.upsert(conn)
     conn.execute(ROLLUP_WATERMARK.update().where(ROLLUP_WATERMARK.c.id == 1).values(sealed_until=max(start, target)))
-    return Sealed(read, behind)
+
+
+def seal(conn: Connection, *, now: datetime | None = None, max_hours: int | None = SEAL_MAX_HOURS) -> Sealed:
+    """Sum the hours that ended SEAL_LAG_S ago and are not sealed yet (at most `max_hours` of
+    them), all inside the caller's transaction, and move the watermark past them."""
+    start, target, behind = _span(conn, _lock(conn), now or datetime.now(UTC), max_hours)
+    summed = _sum_span(conn, start, target)
+    _replace(conn, start, target, summed)
+    return Sealed(summed.count, behind)
 
 
 def rebuild(conn: Connection, *, now: datetime | None = None) -> int:
@@ -191,13 +230,47 @@ def rebuild(conn: Connection, *, now: datetime | None = None) -> int:
 
 
 def seal_due(db: Engine, *, stop: Callable[[], bool] = lambda: False) -> int:
-    """Seal every hour that is due, SEAL_MAX_HOURS per transaction so a long history (the first
-    run after an upgrade) never holds the lock for long; returns the decisions read."""
+    """Seal every hour that is due (the decision log's background step), SEAL_MAX_HOURS per
+    round. Each round sums its hours without the write lock (a long sum never holds up the
+    decision log's inserts on SQLite) and then, under the lock, counts the span again: if a late
+    row came in meanwhile it sums the span again there. Returns the decisions summed."""
     total = 0
     while not stop():
-        with db.begin() as conn:
-            done = seal(conn)
+        plan = plan_seal(db)
+        done = apply_seal(db, plan)
+        if done is None:
+            continue  # another process moved the watermark meanwhile: plan again
         total += done.read
         if not done.more:
             break
     return total
+
+
+@dataclass(frozen=True)
+class SealPlan:
+    sealed: datetime | None  # the watermark the plan started from
+    start: datetime
+    target: datetime
+    more: bool
+    summed: Sums
+
+
+def plan_seal(db: Engine, *, now: datetime | None = None) -> SealPlan:
+    """A round's hours and their sums, read without the write lock."""
+    with db.connect() as conn:
+        sealed = sealed_until(conn)
+        start, target, more = _span(conn, sealed, now or datetime.now(UTC), SEAL_MAX_HOURS)
+        return SealPlan(sealed, start, target, more, _sum_span(conn, start, target))
+
+
+def apply_seal(db: Engine, plan: SealPlan) -> Sealed | None:
+    """Write a planned round under the lock; None if the watermark is no longer the plan's."""
+    with db.begin() as conn:
+        if _lock(conn) != plan.sealed:
+            return None
+        summed = plan.summed
+        count = conn.execute(select(func.count()).select_from(DECISIONS).where(_in_span(plan.start, plan.target)))
+        if plan.start < plan.target and count.scalar_one() != summed.count:
+            summed = _sum_span(conn, plan.start, plan.target)  # a late row arrived after the plan read the span
+        _replace(conn, plan.start, plan.target, summed)
+        return Sealed(summed.count, plan.more)

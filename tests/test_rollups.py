@@ -216,3 +216,28 @@ def test_the_log_seals_due_hours_in_the_background(database_url: str) -> None:
     assert sealed is not None and sealed > earlier + timedelta(days=1)  # two rounds: a day each, then the rest
     assert sum(h["requests"] for h in snapshot(db)[0]) == 30
     db.dispose()
+
+
+def test_a_round_sums_without_the_lock_and_recounts_when_a_late_row_came_in(database_url: str) -> None:
+    db = make_engine(database_url)
+    migrate(db)
+    earlier = datetime.now(UTC) - timedelta(hours=6)
+    with db.begin() as conn:
+        conn.execute(insert(DECISIONS), [record(created_at=earlier + timedelta(minutes=i)).to_row() for i in range(20)])
+    plan = rollups.plan_seal(db)
+    assert plan.summed.count == 20 and plan.sealed is None
+    log = DecisionLog(db, seal_every_s=0)
+    try:  # a late row of the planned hours, written between the plan and its write
+        log.submit(record(created_at=earlier + timedelta(minutes=30))).result(10)
+    finally:
+        log.close()
+    done = rollups.apply_seal(db, plan)
+    assert done is not None and done.read == 21
+    assert sum(h["requests"] for h in snapshot(db)[0]) == 21
+    # A plan whose watermark another process has moved since is not written.
+    stale = rollups.plan_seal(db, now=datetime.now(UTC) + timedelta(hours=3))
+    with db.begin() as conn:
+        rollups.seal(conn, now=datetime.now(UTC) + timedelta(hours=3))
+    assert rollups.apply_seal(db, stale) is None
+    assert sum(h["requests"] for h in snapshot(db)[0]) == 21
+    db.dispose()
