@@ -25,7 +25,8 @@ engine()
 database = db()
 st.title("Costs and latency")
 
-with st.expander("Cost-quality curve on public outcome data (RouterBench, offline benchmark)"):
+# Drawn on request: a fresh tab's first plotly chart costs the most, and this one is reference material.
+if st.toggle("Cost-quality curve on public outcome data (RouterBench, offline benchmark)", key="costs_curve"):
     measured = routing_curve.read()
     if measured is None:
         st.caption("Not measured yet: `python -m bench.routing_quality --data ../shared/data/routing` writes it.")
