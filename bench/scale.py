@@ -41,7 +41,7 @@ from bench.common import (
     start_stack,
     wait_http,
 )
-from bench.seed_decisions import seed
+from bench.seed_decisions import progress_printer, seed
 from storage.db import make_engine, migrate
 from storage.models import DECISIONS
 
@@ -257,27 +257,17 @@ def browser_pages(url: str, sim_url: str, tmp: Path) -> dict[str, tuple[float, f
     return out
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[str]:
     tmp = Path(tempfile.mkdtemp(prefix=f"router-scale-{kind}-"))
     urls = {name: fresh_database(kind, tmp, args.postgres_url, name) for name in ("empty", "full")}
-    started = time.perf_counter()
-
-    def progress(done: int) -> None:
-        if done % 100_000 == 0 or done == args.rows:
-            elapsed = time.perf_counter() - started
-            print(f"[{kind}] seeded {done:,} / {args.rows:,} rows, {elapsed:.0f}s, "
-                  f"about {elapsed * (args.rows - done) / done:.0f}s left", flush=True)
 
     rounds: dict[str, list[Requests]] = {"empty": [], "full": []}
     try:
         for url in urls.values():
             migrate(make_engine(url))
         db = make_engine(urls["full"])  # its policies are the bench's: every tier on the simulator
-        seed(db, args.rows, progress=progress, config_path=bench_config(tmp / "seed.yaml", sim_url + "/v1"))
+        seed(db, args.rows, progress=progress_printer(args.rows, f"[{kind}] "),
+             config_path=bench_config(tmp / "seed.yaml", sim_url + "/v1"))
         db.dispose()
         for url in urls.values():
             settle(url)
@@ -295,8 +285,8 @@ def measure_database(kind: str, args: argparse.Namespace, sim_url: str) -> list[
             drop_database(kind, args.postgres_url, name)
     lines = []
     for c in CONCURRENCY:
-        e50, e99 = (median([r.p50_ms[c] for r in rounds["empty"]]), median([r.p99_ms[c] for r in rounds["empty"]]))
-        f50, f99 = (median([r.p50_ms[c] for r in rounds["full"]]), median([r.p99_ms[c] for r in rounds["full"]]))
+        e50, e99, f50, f99 = (statistics.median(getattr(r, q)[c] for r in rounds[name])
+                              for name in ("empty", "full") for q in ("p50_ms", "p99_ms"))
         lines.append(f"{kind:<9} requests {c:>2} at a time: empty p50 {e50:6.2f} p99 {e99:6.2f} ms | "
                      f"{args.rows:,} rows p50 {f50:6.2f} p99 {f99:6.2f} ms | "
                      f"ratio p50 {f50 / e50:4.2f} p99 {f99 / e99:4.2f}")

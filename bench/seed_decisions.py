@@ -31,6 +31,19 @@ from storage.models import DECISIONS, REVIEWS
 CHUNK = 5000
 
 
+def progress_printer(total: int, label: str = "") -> Callable[[int], None]:
+    """A `seed` progress callback printing rows done, time so far and an estimate of time left."""
+    started = time.perf_counter()
+
+    def progress(done: int) -> None:
+        if done % 100_000 == 0 or done == total:
+            elapsed = time.perf_counter() - started
+            print(f"{label}seeded {done:,} / {total:,} rows, {elapsed:.0f}s, "
+                  f"about {elapsed * (total - done) / done:.0f}s left", flush=True)
+
+    return progress
+
+
 def seed(db: Engine, n: int, *, days: int = 30, reviews: int = 2000, rng_seed: int = 7,
          progress: Callable[[int], None] | None = None, config_path: Path = DEFAULT_CONFIG) -> None:
     """Insert `n` decisions spread over the last `days` days and `reviews` reviews of them, in
@@ -103,13 +116,7 @@ def main() -> int:
     db = make_engine()
     migrate(db)
     start = time.perf_counter()
-    def progress(done: int) -> None:
-        if done % 100_000 == 0 or done == args.n:
-            elapsed = time.perf_counter() - start
-            print(f"{done:,} / {args.n:,} rows, {elapsed:.0f}s, about {elapsed * (args.n - done) / done:.0f}s left",
-                  flush=True)
-
-    seed(db, args.n, progress=progress)
+    seed(db, args.n, progress=progress_printer(args.n))
     print(f"seeded {args.n} decisions into {db.url.render_as_string()} in {time.perf_counter() - start:.1f}s")
     return 0
 

@@ -31,7 +31,16 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS, REVIEWS
 from storage.reviews import latest_review_ids
-from storage.rollups import HOUR_SUMS, OUTCOME, bin_value, hour_of, latency_bin, next_hour, sealed_until
+from storage.rollups import (
+    HOUR_SUMS,
+    LATENCY_METRICS,
+    OUTCOME,
+    bin_value,
+    hour_of,
+    latency_bin,
+    next_hour,
+    sealed_until,
+)
 
 # Any select over the decision and review tables.
 Query = Select[*tuple[Any, ...]]
@@ -40,7 +49,6 @@ D = DECISIONS.c
 R = REVIEWS.c
 H = DECISION_HOURS.c
 L = LATENCY_HOURS.c
-LATENCY_METRICS = ("classify_ms", "ttft_ms", "total_ms")
 # Up to this many answered requests in a range, latency percentiles are exact (sorted rows);
 # beyond it they come from the hourly bins, within 5%.
 EXACT_PERCENTILES_UP_TO = 20_000
@@ -58,11 +66,7 @@ class Filters:
     source: str | None = None
 
     def apply(self, query: Query) -> Query:
-        conditions = self.outcome_conditions(D)
-        if self.since is not None:
-            conditions.append(D.created_at >= self.since)
-        if self.until is not None:
-            conditions.append(D.created_at < self.until)
+        conditions = [*self.outcome_conditions(D), *_between(self.since, self.until)]
         return query.where(and_(*conditions)) if conditions else query
 
     def outcome_conditions(self, c: Columns) -> list[ColumnElement[bool]]:

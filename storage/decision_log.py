@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy import exc as sa_exc
 
 from storage import rollups
@@ -252,9 +252,7 @@ class DecisionLog:
                 r["created_at"] = utcnow()
         try:
             with self.db.begin() as conn:
-                conn.execute(insert(DECISIONS), rows)
-                if late := rollups.late(rows, utcnow()):
-                    rollups.add(conn, late)
+                _insert(conn, rows)
         except sa_exc.IntegrityError:
             # A retried group may have been committed before the connection broke: write what is missing.
             ids = [r["id"] for r in rows]
@@ -262,9 +260,7 @@ class DecisionLog:
                 present = set(conn.execute(select(DECISIONS.c.id).where(DECISIONS.c.id.in_(ids))).scalars())
                 missing = [r for r in rows if r["id"] not in present]
                 if missing:
-                    conn.execute(insert(DECISIONS), missing)
-                    if late := rollups.late(missing, utcnow()):
-                        rollups.add(conn, late)
+                    _insert(conn, missing)
 
     def _dead_letter(self, row: Row, exc: Exception) -> None:
         error = storable_text(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000])
@@ -341,6 +337,13 @@ class DecisionLog:
             self._replayed += len(items)
         replay.unlink()
         log.warning("decision log: %d spilled rows written", len(rows))
+
+
+def _insert(conn: Connection, rows: list[Row]) -> None:
+    """Insert decisions; those that arrive late join the hourly sums in the same transaction."""
+    conn.execute(insert(DECISIONS), rows)
+    if late := rollups.late(rows, utcnow()):
+        rollups.add(conn, late)
 
 
 def default_spill_path(db: Engine) -> Path:

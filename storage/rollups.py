@@ -269,8 +269,10 @@ def apply_seal(db: Engine, plan: SealPlan) -> Sealed | None:
         if _lock(conn) != plan.sealed:
             return None
         summed = plan.summed
-        count = conn.execute(select(func.count()).select_from(DECISIONS).where(_in_span(plan.start, plan.target)))
-        if plan.start < plan.target and count.scalar_one() != summed.count:
-            summed = _sum_span(conn, plan.start, plan.target)  # a late row arrived after the plan read the span
+        if plan.start < plan.target:
+            count = conn.execute(select(func.count()).select_from(DECISIONS)
+                                 .where(_in_span(plan.start, plan.target))).scalar_one()
+            if count != summed.count:  # a late row arrived after the plan read the span
+                summed = _sum_span(conn, plan.start, plan.target)
         _replace(conn, plan.start, plan.target, summed)
         return Sealed(summed.count, plan.more)
