@@ -89,7 +89,9 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         expect(lines.nth(1)).to_contain_text("Open QA")
         expect(lines.nth(1)).to_contain_text("llama-3-70b")
         expect(page.get_by_text("simulated answer from meta/llama3-70b-instruct")).to_be_visible()
-        page.locator('[data-testid="stFeedbackButton"][aria-label="Thumbs down"]').first.click()
+        thumbs_down = page.locator('[data-testid="stFeedbackButton"][aria-label="Thumbs down"]')
+        expect(thumbs_down).to_have_count(2)  # both turns drawn, so .first is the first turn's
+        thumbs_down.first.click()
         expect(page.get_by_text("Thanks, recorded on the decision.")).to_be_visible(timeout=10_000)
         shot(page, "playground")
 
