@@ -10,13 +10,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from router.background import BackgroundServer
 from router.config import DEFAULT_CONFIG, Settings
@@ -24,7 +25,7 @@ from router.runtime import Runtime, build_runtime
 from router.server import create_app
 from router.simulator import Behaviour
 from router.simulator import create_app as create_simulator
-from storage.db import make_engine
+from storage.db import make_engine, migrate
 from storage.queries import list_decisions
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -124,6 +125,21 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@contextmanager
+def seeded_log(database_url: str, n: int, *, days: int, reviews: int) -> Iterator[tuple[Engine, list[Any]]]:
+    """A migrated database holding `n` synthetic decisions over `days` days (bench.seed_decisions)
+    with `reviews` of them reviewed, and those decisions as read back."""
+    from bench.seed_decisions import seed
+
+    db = make_engine(database_url)
+    migrate(db)
+    seed(db, n, days=days, reviews=reviews)
+    try:
+        yield db, list_decisions(db, limit=n + 1)
+    finally:
+        db.dispose()
 
 
 def write_config(tmp_path: Path, *, timeout_s: float = 2.0, max_retries: int = 1, base_url: str | None = None,

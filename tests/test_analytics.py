@@ -9,26 +9,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.seed_decisions import seed
 from router.config import DEFAULT_CONFIG, load_seed
 from router.dry_run import replay
 from storage import analytics as a
-from storage.db import make_engine, migrate
 from storage.decision_log import DecisionLog
-from storage.queries import list_decisions
 from storage.record import DecisionRecord
 from storage.reviews import add_review, reviewed_rows, to_csv, to_jsonl
+from tests.conftest import seeded_log
 
 N = 600
 
 
 @pytest.fixture
 def seeded(database_url: str):
-    db = make_engine(database_url)
-    migrate(db)
-    seed(db, N, days=3, reviews=120)
-    yield db, list_decisions(db, limit=N + 1)
-    db.dispose()
+    with seeded_log(database_url, N, days=3, reviews=120) as log:
+        yield log
 
 
 def nearest_rank(values: list[float], q: int) -> float:

@@ -17,7 +17,6 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, insert, select
 
-from bench.seed_decisions import seed
 from storage import analytics as a
 from storage import rollups
 from storage.db import MIGRATIONS, make_engine, migrate
@@ -25,17 +24,15 @@ from storage.decision_log import DecisionLog
 from storage.models import DECISION_HOURS, DECISIONS, LATENCY_HOURS
 from storage.queries import list_decisions
 from storage.record import DecisionRecord
+from tests.conftest import seeded_log
 
 N = 600
 
 
 @pytest.fixture
 def seeded(database_url: str):
-    db = make_engine(database_url)
-    migrate(db)
-    seed(db, N, days=2, reviews=50)
-    yield db, list_decisions(db, limit=N + 1)
-    db.dispose()
+    with seeded_log(database_url, N, days=2, reviews=50) as log:
+        yield log
 
 
 def snapshot(db: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
