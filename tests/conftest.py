@@ -19,6 +19,7 @@ import pytest
 import yaml
 from sqlalchemy import Engine, create_engine, text
 
+from bench.seed_decisions import seed
 from router.background import BackgroundServer
 from router.config import DEFAULT_CONFIG, Settings
 from router.runtime import Runtime, build_runtime
@@ -26,6 +27,7 @@ from router.server import create_app
 from router.simulator import Behaviour
 from router.simulator import create_app as create_simulator
 from storage.db import make_engine, migrate
+from storage.models import DecisionRow
 from storage.queries import list_decisions
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -128,11 +130,9 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @contextmanager
-def seeded_log(database_url: str, n: int, *, days: int, reviews: int) -> Iterator[tuple[Engine, list[Any]]]:
+def seeded_log(database_url: str, n: int, *, days: int, reviews: int) -> Iterator[tuple[Engine, list[DecisionRow]]]:
     """A migrated database holding `n` synthetic decisions over `days` days (bench.seed_decisions)
     with `reviews` of them reviewed, and those decisions as read back."""
-    from bench.seed_decisions import seed
-
     db = make_engine(database_url)
     migrate(db)
     seed(db, n, days=days, reviews=reviews)
