@@ -1,4 +1,4 @@
-"""Calling tiers: OpenAI-compatible chat completions over httpx, streaming and not,
+"""Calling tiers: OpenAI-compatible chat completions (router/upstream.py), streaming and not,
 with per-tier timeouts, bounded retries on connect errors and 429/5xx, and fallback
 along the policy's order. A stream falls back only until its first chunk arrives;
 after that the client has seen tokens and a failure is reported, not hidden.
@@ -12,7 +12,6 @@ status and message. 408 and 429 are retried; 401, 403 and 404 say the tier is mi
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -23,6 +22,15 @@ import httpx
 import orjson
 
 from router.policy import Policy, Tier
+from router.upstream import (
+    AiohttpUpstream,
+    HttpxUpstream,
+    Upstream,
+    UpstreamDropped,
+    UpstreamResponse,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # 4xx that point at the tier's configuration rather than at the request: fall back.
@@ -131,7 +139,7 @@ class OpenStream:
     attempts: list[Attempt]
     simulated: bool
     _lines: AsyncIterator[str]
-    _response: httpx.Response
+    _response: UpstreamResponse
     _closed: bool = field(default=False)
     _secret: str | None = field(default=None, repr=False)
 
@@ -144,10 +152,10 @@ class OpenStream:
                 if data == "[DONE]":
                     return
                 yield _parse_chunk(data, self._secret)
-        except httpx.TimeoutException as exc:
-            raise TierFailure("timeout", f"stream stalled: {type(exc).__name__}") from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            raise TierFailure("dropped", f"stream ended early: {type(exc).__name__}") from None
+        except UpstreamTimeout as exc:
+            raise TierFailure("timeout", str(exc)) from None
+        except UpstreamDropped as exc:
+            raise TierFailure("dropped", str(exc)) from None
         finally:
             await self.aclose()
 
@@ -183,10 +191,10 @@ def _parse_chunk(data: str, secret: str | None = None) -> dict[str, Any]:
     return chunk
 
 
-def _status_failure(response: httpx.Response, body: bytes, secret: str | None) -> TierFailure:
+def _status_failure(status: int, body: bytes, secret: str | None) -> TierFailure:
     text = _scrub(body.decode("utf-8", "replace"), secret)
-    return TierFailure("status", f"HTTP {response.status_code}: {text[:200]}", response.status_code,
-                       retryable=response.status_code in RETRY_STATUSES, detail=_error_message(text)[:1000])
+    return TierFailure("status", f"HTTP {status}: {text[:200]}", status, retryable=status in RETRY_STATUSES,
+                       detail=_error_message(text)[:1000])
 
 
 def _error_message(text: str) -> str:
@@ -204,28 +212,17 @@ def _error_message(text: str) -> str:
 
 class TierClient:
     def __init__(self, *, simulator_url: str | None = None, environ: Mapping[str, str] | None = None,
-                 max_connections: int = 512, pools: int = 8, retry_backoff_s: float = 0.05,
+                 max_connections: int = 512, retry_backoff_s: float = 0.05,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        """`transport` replaces the network (httpx.MockTransport in unit tests): one pool uses it."""
+        """`transport` replaces the network (httpx.MockTransport in unit tests)."""
         self.simulator_url = simulator_url
         self.environ = environ if environ is not None else os.environ
         self.retry_backoff_s = retry_backoff_s
-        # httpcore scans every pooled connection on each request, so one big pool costs O(concurrency)
-        # per request; several small pools, used in turn, keep that scan short.
-        pools = 1 if transport is not None else pools
-        per_pool = max(1, max_connections // pools)
-        limits = httpx.Limits(max_connections=per_pool, max_keepalive_connections=per_pool)
-        self._pools = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60.0), transport=transport)
-                       for _ in range(pools)]
-        self._next_pool = itertools.cycle(self._pools)
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        return next(self._next_pool)
+        self._upstream: Upstream = (HttpxUpstream(transport) if transport is not None
+                                    else AiohttpUpstream(max_connections=max_connections))
 
     async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
+        await self._upstream.aclose()
 
     def endpoint(self, name: str, tier: Tier) -> Endpoint:
         return resolve_endpoint(name, tier, self.simulator_url, self.environ)
@@ -272,27 +269,27 @@ class TierClient:
                 return answer
         raise AllTiersFailed(attempts)
 
-    def _request(self, ep: Endpoint, body: dict[str, Any]) -> httpx.Request:
+    async def _send(self, ep: Endpoint, body: dict[str, Any]) -> UpstreamResponse:
         headers = {"content-type": "application/json", "accept": "application/json"}
         if ep.api_key:
             headers["authorization"] = f"Bearer {ep.api_key}"
-        timeout = httpx.Timeout(ep.timeout_s, connect=min(5.0, ep.timeout_s))
-        return self._pools[0].build_request("POST", f"{ep.base_url}/chat/completions", content=orjson.dumps(body),
-                                        headers=headers, extensions={"timeout": timeout.as_dict()})
+        return await self._upstream.post(f"{ep.base_url}/chat/completions", orjson.dumps(body), headers,
+                                         timeout_s=ep.timeout_s, connect_timeout_s=min(5.0, ep.timeout_s))
 
     async def _post_json(self, ep: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = await asyncio.wait_for(self._http.send(self._request(ep, body)), ep.timeout_s)
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            retryable = isinstance(exc, httpx.ConnectTimeout)
+            async with asyncio.timeout(ep.timeout_s):
+                response = await self._send(ep, body)
+                content = await response.body()
+        except (TimeoutError, UpstreamTimeout) as exc:
+            retryable = isinstance(exc, UpstreamTimeout) and exc.connect
             raise TierFailure("timeout", f"no answer within {ep.timeout_s:g}s", retryable=retryable) from None
-        except httpx.TransportError as exc:
-            raise TierFailure("connect", f"cannot reach {ep.base_url}: {type(exc).__name__}",
-                              retryable=True) from None
-        if response.status_code != 200:
-            raise _status_failure(response, response.content, ep.api_key)
+        except (UpstreamUnreachable, UpstreamDropped) as exc:
+            raise TierFailure("connect", f"cannot reach {ep.base_url}: {exc}", retryable=True) from None
+        if response.status != 200:
+            raise _status_failure(response.status, content, ep.api_key)
         try:
-            result = orjson.loads(response.content)
+            result = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise TierFailure("malformed", "response is not JSON") from None
         if not isinstance(result, dict) or not isinstance(result.get("choices"), list) or not result["choices"]:
@@ -301,14 +298,14 @@ class TierClient:
 
     async def _open(self, ep: Endpoint, body: dict[str, Any]) -> OpenStream:
         """Send the request and wait for the first content chunk, all within the tier's timeout."""
-        response: httpx.Response | None = None
+        response: UpstreamResponse | None = None
 
         async def first_chunk() -> tuple[dict[str, Any], AsyncIterator[str]]:
             nonlocal response
-            response = await self._http.send(self._request(ep, body), stream=True)
-            if response.status_code != 200:
-                raise _status_failure(response, await response.aread(), ep.api_key)
-            lines = response.aiter_lines()
+            response = await self._send(ep, body)
+            if response.status != 200:
+                raise _status_failure(response.status, await response.body(), ep.api_key)
+            lines = response.lines()
             async for line in lines:
                 data = _sse_data(line)
                 if data is None:
@@ -319,23 +316,24 @@ class TierClient:
             raise TierFailure("dropped", "stream ended before any chunk")
 
         try:
-            first, lines = await asyncio.wait_for(first_chunk(), ep.timeout_s)
+            async with asyncio.timeout(ep.timeout_s):
+                first, lines = await first_chunk()
         except TierFailure:
             await _close(response)
             raise
-        except (TimeoutError, httpx.TimeoutException) as exc:
+        except (TimeoutError, UpstreamTimeout) as exc:
             await _close(response)
             raise TierFailure("timeout", f"no first token within {ep.timeout_s:g}s",
-                              retryable=isinstance(exc, httpx.ConnectTimeout)) from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
+                              retryable=isinstance(exc, UpstreamTimeout) and exc.connect) from None
+        except (UpstreamUnreachable, UpstreamDropped) as exc:
             await _close(response)
-            raise TierFailure("connect", f"cannot reach {ep.base_url}: {type(exc).__name__}",
+            raise TierFailure("connect", f"cannot reach {ep.base_url}: {exc}",
                               retryable=response is None) from None
         assert response is not None
         return OpenStream(ep.tier, ep.model, first, [], ep.simulated, lines, response, _secret=ep.api_key)
 
 
-async def _close(response: httpx.Response | None) -> None:
+async def _close(response: UpstreamResponse | None) -> None:
     if response is not None:
         await response.aclose()
 

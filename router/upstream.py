@@ -1,0 +1,182 @@
+"""The HTTP client under the tier client: one POST to an OpenAI-compatible server, its answer
+read whole or line by line, with the failures the tier client tells apart (a timeout, whether
+while connecting; a server that cannot be reached; an answer that broke off).
+
+On the network this is aiohttp: the proxy pays the client's CPU on every call, and aiohttp's
+is a fraction of httpx's (bench/upstream_client.py). A test that hands in an httpx transport
+(httpx.MockTransport) gets the httpx client on it instead: the fast seam beside the tests that
+run a real simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import aiohttp
+import httpx
+from aiohttp.http_exceptions import HttpProcessingError
+
+# One SSE line may carry a large chunk (a tool call's arguments): aiohttp refuses lines over
+# twice its read buffer, so the buffer is sized for 2 MiB lines.
+READ_BUFFER_BYTES = 1 << 20
+
+
+class UpstreamError(Exception):
+    """A call that got no usable answer; the message names what happened."""
+
+
+class UpstreamTimeout(UpstreamError):
+    def __init__(self, message: str, *, connect: bool) -> None:
+        super().__init__(message)
+        self.connect = connect  # nothing was sent yet, so a retry cannot repeat the request
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No answer began: the server refused the connection or closed it before the status line."""
+
+
+class UpstreamDropped(UpstreamError):
+    """The answer began and broke off (the connection closed, a chunk was malformed)."""
+
+
+class UpstreamResponse(Protocol):
+    status: int
+
+    async def body(self) -> bytes: ...
+
+    def lines(self) -> AsyncIterator[str]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Upstream(Protocol):
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,
+                   connect_timeout_s: float) -> UpstreamResponse:
+        """Send, and return once the status line and headers have arrived."""
+
+    async def aclose(self) -> None: ...
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+
+    async def body(self) -> bytes:
+        try:
+            return await self._response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"answer stalled: {_name(exc)}", connect=False) from None
+        except (aiohttp.ClientError, HttpProcessingError) as exc:
+            raise UpstreamDropped(f"answer ended early: {_name(exc)}") from None
+        finally:
+            self._response.release()
+
+    async def lines(self) -> AsyncIterator[str]:
+        try:
+            async for raw in self._response.content:
+                yield raw.decode("utf-8", "replace").rstrip("\r\n")
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"stream stalled: {_name(exc)}", connect=False) from None
+        except (aiohttp.ClientError, HttpProcessingError, ValueError) as exc:  # a line over the buffer, too
+            raise UpstreamDropped(f"stream ended early: {_name(exc)}") from None
+
+    async def aclose(self) -> None:
+        # An answer read to its end returns its connection to the pool; an unfinished one closes it.
+        self._response.release()
+
+
+class AiohttpUpstream:
+    """One aiohttp session per event loop (the console's and tests' loops come and go; a
+    session cannot move between them), created on first use."""
+
+    def __init__(self, *, max_connections: int = 512) -> None:
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _current(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES,
+                                                  auto_decompress=True, trust_env=False)
+            self._loop = loop
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,
+                   connect_timeout_s: float) -> UpstreamResponse:
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_read=timeout_s)
+        try:
+            response = await self._current().post(url, data=body, headers=headers, timeout=timeout)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise UpstreamTimeout(f"no connection within {connect_timeout_s:g}s: {_name(exc)}", connect=True) from None
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"no answer within {timeout_s:g}s: {_name(exc)}", connect=False) from None
+        except (aiohttp.ClientError, HttpProcessingError) as exc:
+            raise UpstreamUnreachable(_name(exc)) from None
+        return _AiohttpResponse(response)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and self._loop is asyncio.get_running_loop():
+            await session.close()
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+
+    async def body(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"answer stalled: {_name(exc)}", connect=False) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise UpstreamDropped(f"answer ended early: {_name(exc)}") from None
+        finally:
+            await self._response.aclose()
+
+    async def lines(self) -> AsyncIterator[str]:
+        try:
+            async for line in self._response.aiter_lines():
+                yield line
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"stream stalled: {_name(exc)}", connect=False) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise UpstreamDropped(f"stream ended early: {_name(exc)}") from None
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxUpstream:
+    """httpx on a given transport: httpx.MockTransport in the unit tests."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(60.0))
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,
+                   connect_timeout_s: float) -> UpstreamResponse:
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        request = self._client.build_request("POST", url, content=body, headers=headers,
+                                             extensions={"timeout": timeout.as_dict()})
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.ConnectTimeout as exc:
+            raise UpstreamTimeout(f"no connection within {connect_timeout_s:g}s: {_name(exc)}", connect=True) from None
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"no answer within {timeout_s:g}s: {_name(exc)}", connect=False) from None
+        except httpx.TransportError as exc:
+            raise UpstreamUnreachable(_name(exc)) from None
+        return _HttpxResponse(response)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
