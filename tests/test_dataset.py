@@ -144,3 +144,21 @@ def test_the_candidate_prompts_parse_and_stay_out_of_the_build() -> None:
     assert len(rows) >= 150 and "written_candidates.tsv" not in WRITTEN_FILES
     shipped = {row["prompt"] for name in WRITTEN_FILES for row in read_label_rows(LABELS_DIR / name)}
     assert not shipped & {row["prompt"] for row in rows}
+
+
+def test_dolly_plain_questions_filed_as_creative_writing_stay_out_of_training(tmp_path: Path) -> None:
+    from training.dataset import dolly_convention_conflict, dolly_examples
+
+    assert dolly_convention_conflict("creative_writing", "カナダの国技は何ですか？")
+    assert dolly_convention_conflict("creative_writing", "なぜバリ島は家族旅行に最適なのか？")
+    assert not dolly_convention_conflict("creative_writing", "カリフォルニアの山火事について、ショートエッセイを書く")
+    assert not dolly_convention_conflict("creative_writing", "雨の日の短い物語はどんなものになるでしょうか？")
+    assert not dolly_convention_conflict("open_qa", "カナダの国技は何ですか？")
+
+    rows = [{"index": i, "category": category, "instruction": text, "input": ""} for i, category, text in (
+        (1, "creative_writing", "カナダの国技は何ですか？"), (2, "creative_writing", "猫の詩を書いて。"),
+        (3, "open_qa", "カナダの国技は何ですか？"), (10, "creative_writing", "秋の詩を書いて"))]  # 10: the test split
+    path = tmp_path / "dolly.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    got = {(e["task"], e["prompt"]) for e in dolly_examples(path, per_label=10, seed=0)}
+    assert got == {("Text Generation", "猫の詩を書いて。"), ("Open QA", "カナダの国技は何ですか？")}

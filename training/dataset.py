@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import json
 import random
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -158,16 +159,36 @@ def sharegpt_label_rows(path: Path, *, ranked: bool) -> list[dict[str, str]]:
     return [r for r in read_label_rows(path) if ranked or r["selection"] != RANKED_SELECTION]
 
 
+# dolly's creative_writing holds plain questions ("カナダの国技は何ですか？", "なぜバリ島は家族旅行に
+# 最適なのか？") beside writing requests; about a third of its rows. Under the ShareGPT labels such a
+# question is Open QA, and trained as Text Generation they taught the model that a Japanese
+# question is a writing request. A creative_writing row whose instruction ends as a question and
+# asks for nothing to be written is left out.
+_QUESTION_END = re.compile(r"(?:[?？]|か|の|かな|だろうか)[。.]?\s*$")
+_WRITING_REQUEST = re.compile(
+    r"書|作っ|作成|作る|創作|物語|詩|脚本|エッセイ|文章|ストーリー|手紙|メール|スピーチ|歌詞|俳句|台本|描写|記事|"
+    r"ツイート|投稿|キャッチ|コピー|ください|下さい|して|しなさい|せよ|教えて|提案|想像|考え")
+
+
+def dolly_convention_conflict(category: str, instruction: str) -> bool:
+    """A dolly row whose category means something else than our label for it (left out of training)."""
+    text = instruction.strip()
+    return (category == "creative_writing" and bool(_QUESTION_END.search(text))
+            and not _WRITING_REQUEST.search(text))
+
+
 def dolly_examples(path: Path, per_label: int, seed: int) -> list[dict[str, Any]]:
     """databricks-dolly-15k-ja's training rows (never its test split: index % 10 == 0), at most
     `per_label` per mapped task, drawn at random; train-only, so the held-out split of the other
-    sources stays as it is."""
+    sources stays as it is. Rows whose category conflicts with our labels' conventions are left out
+    (dolly_convention_conflict)."""
     from training.benchmarks import DOLLY, BenchmarkError, dolly_prompt, is_dolly_test, read_objects
 
     by_task: dict[str, list[dict[str, Any]]] = {}
     try:
         for row in read_objects(path):
-            if row.get("category") in DOLLY and not is_dolly_test(row) and dolly_prompt(row):
+            if (row.get("category") in DOLLY and not is_dolly_test(row) and dolly_prompt(row)
+                    and not dolly_convention_conflict(row["category"], str(row.get("instruction") or ""))):
                 by_task.setdefault(DOLLY[row["category"]], []).append(row)
     except BenchmarkError as exc:
         raise DatasetError(str(exc)) from None
