@@ -115,7 +115,7 @@ class Engine:
     async def plan(self, req: ChatRequest) -> RoutePlan:
         started = time.perf_counter()
         request_id = req.request_id or uuid.uuid4().hex
-        if self.decision_log.stats().queued >= self.decision_log.max_buffer:
+        if self.decision_log.queued >= self.decision_log.max_buffer:
             raise APIError(503, "the decision log is full because the database is unreachable; retry later",
                            type="server_error", code="decision_log_full")
         try:

@@ -121,7 +121,8 @@ class Recorder:
         if future is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), self.durability_timeout_s)
+            async with asyncio.timeout(self.durability_timeout_s):
+                await asyncio.shield(asyncio.wrap_future(future))
         except TimeoutError:
             log.warning("decision %s not committed within %.1fs; it stays buffered",
                         record.id, self.durability_timeout_s)

@@ -92,8 +92,10 @@ class Runtime:
         self.close()
 
     def close(self) -> None:
-        """Flush the decision log, stop the simulator, release the database."""
+        """Flush the decision log, stop the simulator, release the database and the tier connections
+        of event loops that have ended."""
         self.engine.recorder.decision_log.close()
+        self.engine.tiers.release()
         if self.simulator is not None:
             self.simulator.stop()
         self.db.dispose()

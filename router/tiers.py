@@ -224,6 +224,10 @@ class TierClient:
     async def aclose(self) -> None:
         await self._upstream.aclose()
 
+    def release(self) -> None:
+        """Without a running loop (Runtime.close): let go of connections whose loop has ended."""
+        self._upstream.release()
+
     def endpoint(self, name: str, tier: Tier) -> Endpoint:
         return resolve_endpoint(name, tier, self.simulator_url, self.environ)
 

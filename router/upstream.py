@@ -58,6 +58,9 @@ class Upstream(Protocol):
 
     async def aclose(self) -> None: ...
 
+    def release(self) -> None:
+        """Without a running loop: let go of what belongs to loops that have ended."""
+
 
 def _name(exc: BaseException) -> str:
     return type(exc).__name__
@@ -93,22 +96,22 @@ class _AiohttpResponse:
 
 
 class AiohttpUpstream:
-    """One aiohttp session per event loop (the console's and tests' loops come and go; a
-    session cannot move between them), created on first use."""
+    """One aiohttp session per event loop, created on first use: a session cannot move between
+    loops, and the console's and the tests' loops come and go."""
 
     def __init__(self, *, max_connections: int = 512) -> None:
         self.max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     def _current(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._loop is not loop or self._session.closed:
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            self.release()
             connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES,
-                                                  auto_decompress=True, trust_env=False)
-            self._loop = loop
-        return self._session
+            session = self._sessions[loop] = aiohttp.ClientSession(
+                connector=connector, read_bufsize=READ_BUFFER_BYTES, auto_decompress=True, trust_env=False)
+        return session
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,
                    connect_timeout_s: float) -> UpstreamResponse:
@@ -124,9 +127,26 @@ class AiohttpUpstream:
         return _AiohttpResponse(response)
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None and self._loop is asyncio.get_running_loop():
+        """Close this loop's session; those of loops that have ended are let go."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
             await session.close()
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the sessions of loops that have ended (a server thread that has stopped)."""
+        for dead in [loop for loop in self._sessions if loop.is_closed()]:
+            _abandon(self._sessions.pop(dead))
+
+
+def _abandon(session: aiohttp.ClientSession) -> None:
+    """A session whose event loop has ended: its sockets ended with the loop, so mark it closed
+    rather than have it reported as leaked. aiohttp closes connectors only from their loop; its
+    synchronous `_close` is what that does once the loop is gone."""
+    connector = session.connector
+    session.detach()
+    if connector is not None:
+        connector._close()
 
 
 class _HttpxResponse:
@@ -180,3 +200,6 @@ class HttpxUpstream:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def release(self) -> None:
+        pass  # the transport holds no sockets of a loop

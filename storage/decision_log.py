@@ -123,8 +123,13 @@ class DecisionLog:
             future.set_exception(LogBufferFull(f"decision log buffer is full ({self._queue.maxsize} rows)"))
         return future
 
+    @property
+    def queued(self) -> int:
+        """Rows waiting in the buffer or being written."""
+        return self._queue.qsize() + len(self._current)
+
     def stats(self) -> LogStats:
-        return LogStats(self._queue.qsize() + len(self._current), self._written, self._batches, self._failures,
+        return LogStats(self.queued, self._written, self._batches, self._failures,
                         self._healthy, self._last_error, self._last_batch_ms, self._max_batch_ms,
                         self._dead_letters, self._replayed, self._spilled, self._sealed_until)
 

@@ -5,6 +5,8 @@ an SSE line far over aiohttp's default buffer)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -128,3 +130,16 @@ def test_an_unreachable_tier_is_retried_then_reported_as_connect_failures() -> N
         asyncio.run(TierClient(retry_backoff_s=0).complete(policy, ["t"], {"messages": []}))
     assert [(a.try_no, a.outcome) for a in info.value.attempts] == [(1, "connect"), (2, "connect"), (3, "connect")]
     assert "cannot reach" in str(info.value) and "127.0.0.1" in str(info.value)
+
+
+def test_a_loop_that_ended_leaves_no_unclosed_session_behind(simulator: Simulator) -> None:
+    tiers = TierClient()
+    policy = parse_policy({"name": "p", "default_tier": "t", "tiers": {
+        "t": {"model": "m", "base_url": simulator.url + "/v1", "price_in": 0, "price_out": 0}}})
+    asyncio.run(tiers.complete(policy, ["t"], {"messages": [{"role": "user", "content": "hi"}]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiers.release()  # what Runtime.close does once its server's loop has stopped
+        del tiers
+        gc.collect()
+    assert not [w for w in caught if "Unclosed" in str(w.message)]
