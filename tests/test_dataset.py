@@ -146,7 +146,7 @@ def test_the_candidate_prompts_parse_and_stay_out_of_the_build() -> None:
     assert not shipped & {row["prompt"] for row in rows}
 
 
-def test_dolly_plain_questions_filed_as_creative_writing_stay_out_of_training(tmp_path: Path) -> None:
+def test_dolly_plain_questions_filed_as_creative_writing_can_stay_out_of_training(tmp_path: Path) -> None:
     from training.dataset import dolly_convention_conflict, dolly_examples
 
     assert dolly_convention_conflict("creative_writing", "カナダの国技は何ですか？")
@@ -160,5 +160,7 @@ def test_dolly_plain_questions_filed_as_creative_writing_stay_out_of_training(tm
         (3, "open_qa", "カナダの国技は何ですか？"), (10, "creative_writing", "秋の詩を書いて"))]  # 10: the test split
     path = tmp_path / "dolly.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    got = {(e["task"], e["prompt"]) for e in dolly_examples(path, per_label=10, seed=0)}
+    got = {(e["task"], e["prompt"]) for e in dolly_examples(path, per_label=10, seed=0, drop_questions=True)}
     assert got == {("Text Generation", "猫の詩を書いて。"), ("Open QA", "カナダの国技は何ですか？")}
+    kept = {(e["task"], e["prompt"]) for e in dolly_examples(path, per_label=10, seed=0)}  # the shipped build's data
+    assert kept == got | {("Text Generation", "カナダの国技は何ですか？")}

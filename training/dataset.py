@@ -163,7 +163,8 @@ def sharegpt_label_rows(path: Path, *, ranked: bool) -> list[dict[str, str]]:
 # 最適なのか？") beside writing requests; about a third of its rows. Under the ShareGPT labels such a
 # question is Open QA, and trained as Text Generation they taught the model that a Japanese
 # question is a writing request. A creative_writing row whose instruction ends as a question and
-# asks for nothing to be written is left out.
+# asks for nothing to be written is left out when the build asks (--dolly-drop-questions): two
+# builds with it scored below the shipped one on the ShareGPT held-out split (the model card).
 _QUESTION_END = re.compile(r"(?:[?？]|か|の|かな|だろうか)[。.]?\s*$")
 _WRITING_REQUEST = re.compile(
     r"書|作っ|作成|作る|創作|物語|詩|脚本|エッセイ|文章|ストーリー|手紙|メール|スピーチ|歌詞|俳句|台本|描写|記事|"
@@ -177,18 +178,19 @@ def dolly_convention_conflict(category: str, instruction: str) -> bool:
             and not _WRITING_REQUEST.search(text))
 
 
-def dolly_examples(path: Path, per_label: int, seed: int) -> list[dict[str, Any]]:
+def dolly_examples(path: Path, per_label: int, seed: int, *, drop_questions: bool = False) -> list[dict[str, Any]]:
     """databricks-dolly-15k-ja's training rows (never its test split: index % 10 == 0), at most
     `per_label` per mapped task, drawn at random; train-only, so the held-out split of the other
-    sources stays as it is. Rows whose category conflicts with our labels' conventions are left out
-    (dolly_convention_conflict)."""
+    sources stays as it is. With `drop_questions`, rows whose category conflicts with our labels'
+    conventions are left out (dolly_convention_conflict)."""
     from training.benchmarks import DOLLY, BenchmarkError, dolly_prompt, is_dolly_test, read_objects
 
     by_task: dict[str, list[dict[str, Any]]] = {}
     try:
         for row in read_objects(path):
             if (row.get("category") in DOLLY and not is_dolly_test(row) and dolly_prompt(row)
-                    and not dolly_convention_conflict(row["category"], str(row.get("instruction") or ""))):
+                    and not (drop_questions and dolly_convention_conflict(row["category"],
+                                                                          str(row.get("instruction") or "")))):
                 by_task.setdefault(DOLLY[row["category"]], []).append(row)
     except BenchmarkError as exc:
         raise DatasetError(str(exc)) from None
@@ -256,6 +258,8 @@ def main() -> int:
     parser.add_argument("--dolly", type=Path, help="databricks-dolly-15k-ja.jsonl (../shared/data): its training "
                         "rows join as train-only prompts; its test split never does")
     parser.add_argument("--dolly-per-label", type=int, default=900, help="at most this many dolly rows per task")
+    parser.add_argument("--dolly-drop-questions", action="store_true", help="leave out dolly creative_writing rows "
+                        "that are plain questions asking for nothing to be written")
     parser.add_argument("--written", action="store_true", help="also the prompts the maintainers wrote (English "
                         "and Japanese, every label: training/labels/ja_written.tsv, written.tsv; train-only)")
     parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
@@ -265,7 +269,8 @@ def main() -> int:
     try:
         examples = build(args.labels, ranked=args.ranked)
         if args.dolly:
-            examples += dolly_examples(args.dolly, args.dolly_per_label, args.seed)
+            examples += dolly_examples(args.dolly, args.dolly_per_label, args.seed,
+                                       drop_questions=args.dolly_drop_questions)
         if args.written:
             examples += written_examples(args.labels)
         for path in args.reviews:
