@@ -137,3 +137,23 @@ def test_unknown_path_and_method_are_json_errors(sqlite_api: Api) -> None:
 def test_route_endpoint_validates_too(sqlite_api: Api) -> None:
     r = post(sqlite_api, {"messages": [{"role": "user"}]}, path="/route")
     assert r.status_code == 400 and "messages[0].content" in r.json()["error"]["message"]
+
+
+def test_an_unexpected_error_in_a_chat_is_a_json_500_and_the_server_goes_on(sqlite_api: Api,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = sqlite_api.runtime.engine
+    real_chat = engine.chat
+    calls = 0
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug the router did not foresee")
+        return await real_chat(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "chat", failing_once)
+    r = post(sqlite_api, {"model": "router", "messages": USER})
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in r.text  # the detail goes to the server log, not to the client
+    assert post(sqlite_api, {"model": "router", "messages": USER}).status_code == 200
