@@ -120,6 +120,7 @@ def test_one_client_serves_one_event_loop_after_another(simulator: Simulator) ->
     payload = {"messages": [{"role": "user", "content": "hi"}]}
     for _ in range(2):
         assert asyncio.run(tiers.complete(policy, ["t"], payload)).tier == "t"
+    tiers.release()
 
 
 def test_an_unreachable_tier_is_retried_then_reported_as_connect_failures() -> None:
@@ -137,6 +138,7 @@ def test_a_loop_that_ended_leaves_no_unclosed_session_behind(simulator: Simulato
     policy = parse_policy({"name": "p", "default_tier": "t", "tiers": {
         "t": {"model": "m", "base_url": simulator.url + "/v1", "price_in": 0, "price_out": 0}}})
     asyncio.run(tiers.complete(policy, ["t"], {"messages": [{"role": "user", "content": "hi"}]}))
+    gc.collect()  # what earlier tests left is not this client's
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tiers.release()  # what Runtime.close does once its server's loop has stopped
