@@ -11,6 +11,7 @@ run a real simulator.
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -109,8 +110,11 @@ class AiohttpUpstream:
         if session is None or session.closed:
             self.release()
             connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0, ttl_dns_cache=300)
+            # HTTP(S)_PROXY and NO_PROXY are honoured, as httpx did; aiohttp reads them on every
+            # request when asked to, so it is asked only where one is set.
+            proxied = bool({"http", "https"} & set(urllib.request.getproxies()))
             session = self._sessions[loop] = aiohttp.ClientSession(
-                connector=connector, read_bufsize=READ_BUFFER_BYTES, auto_decompress=True, trust_env=False)
+                connector=connector, read_bufsize=READ_BUFFER_BYTES, auto_decompress=True, trust_env=proxied)
         return session
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], *, timeout_s: float,

@@ -145,3 +145,31 @@ def test_a_loop_that_ended_leaves_no_unclosed_session_behind(simulator: Simulato
         del tiers
         gc.collect()
     assert not [w for w in caught if "Unclosed" in str(w.message)]
+
+
+def test_an_http_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY reaches tiers behind a corporate proxy, as it did with httpx."""
+    seen: list[bytes] = []
+    answer = b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: "
+                     + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+        await writer.drain()
+        writer.close()
+
+    async def main() -> str:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        policy = parse_policy({"name": "p", "default_tier": "t", "tiers": {
+            "t": {"model": "m", "base_url": "http://tier.invalid/v1", "price_in": 0, "price_out": 0}}})
+        tiers = TierClient()
+        try:
+            return (await tiers.complete(policy, ["t"], {"messages": []})).tier
+        finally:
+            await tiers.aclose()
+            server.close()
+
+    assert asyncio.run(main()) == "t"
+    assert seen and seen[0].startswith(b"POST http://tier.invalid/v1/chat/completions HTTP/1.1")
