@@ -11,8 +11,9 @@ run a real simulator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
 
 import aiohttp
@@ -67,6 +68,24 @@ def _name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+Errors = tuple[type[BaseException], ...]
+
+
+@contextlib.contextmanager
+def _broken_off(what: str, timeouts: Errors, drops: Errors) -> Iterator[None]:
+    """A client's errors while an answer (`what`) is read, as the two ways it can break off."""
+    try:
+        yield
+    except timeouts as exc:
+        raise UpstreamTimeout(f"{what} stalled: {_name(exc)}", connect=False) from None
+    except drops as exc:
+        raise UpstreamDropped(f"{what} ended early: {_name(exc)}") from None
+
+
+AIOHTTP_DROPS: Errors = (aiohttp.ClientError, HttpProcessingError)
+HTTPX_DROPS: Errors = (httpx.TransportError, httpx.StreamError)
+
+
 class _AiohttpResponse:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
@@ -74,22 +93,15 @@ class _AiohttpResponse:
 
     async def body(self) -> bytes:
         try:
-            return await self._response.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"answer stalled: {_name(exc)}", connect=False) from None
-        except (aiohttp.ClientError, HttpProcessingError) as exc:
-            raise UpstreamDropped(f"answer ended early: {_name(exc)}") from None
+            with _broken_off("answer", (TimeoutError,), AIOHTTP_DROPS):
+                return await self._response.read()
         finally:
             self._response.release()
 
     async def lines(self) -> AsyncIterator[str]:
-        try:
+        with _broken_off("stream", (TimeoutError,), (*AIOHTTP_DROPS, ValueError)):  # ValueError: a line over the buffer
             async for raw in self._response.content:
                 yield raw.decode("utf-8", "replace").rstrip("\r\n")
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"stream stalled: {_name(exc)}", connect=False) from None
-        except (aiohttp.ClientError, HttpProcessingError, ValueError) as exc:  # a line over the buffer, too
-            raise UpstreamDropped(f"stream ended early: {_name(exc)}") from None
 
     async def aclose(self) -> None:
         # An answer read to its end returns its connection to the pool; an unfinished one closes it.
@@ -126,7 +138,7 @@ class AiohttpUpstream:
             raise UpstreamTimeout(f"no connection within {connect_timeout_s:g}s: {_name(exc)}", connect=True) from None
         except TimeoutError as exc:
             raise UpstreamTimeout(f"no answer within {timeout_s:g}s: {_name(exc)}", connect=False) from None
-        except (aiohttp.ClientError, HttpProcessingError) as exc:
+        except AIOHTTP_DROPS as exc:
             raise UpstreamUnreachable(_name(exc)) from None
         return _AiohttpResponse(response)
 
@@ -160,22 +172,15 @@ class _HttpxResponse:
 
     async def body(self) -> bytes:
         try:
-            return await self._response.aread()
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"answer stalled: {_name(exc)}", connect=False) from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            raise UpstreamDropped(f"answer ended early: {_name(exc)}") from None
+            with _broken_off("answer", (httpx.TimeoutException,), HTTPX_DROPS):
+                return await self._response.aread()
         finally:
             await self._response.aclose()
 
     async def lines(self) -> AsyncIterator[str]:
-        try:
+        with _broken_off("stream", (httpx.TimeoutException,), HTTPX_DROPS):
             async for line in self._response.aiter_lines():
                 yield line
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"stream stalled: {_name(exc)}", connect=False) from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            raise UpstreamDropped(f"stream ended early: {_name(exc)}") from None
 
     async def aclose(self) -> None:
         await self._response.aclose()
