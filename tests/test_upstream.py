@@ -17,15 +17,15 @@ from router.tiers import AllTiersFailed, TierClient
 from router.upstream import AiohttpUpstream, UpstreamDropped, UpstreamResponse, UpstreamTimeout, UpstreamUnreachable
 from tests.conftest import Simulator, free_port
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]  # the request's head, the reply's writer
 
 
 @asynccontextmanager
 async def raw_server(handle: Handler) -> AsyncIterator[str]:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
         try:
-            await handle(reader, writer)
+            await handle(head, writer)
         finally:
             writer.close()
 
@@ -53,11 +53,11 @@ def test_a_refused_connection_is_unreachable() -> None:
 
 
 def test_a_body_cut_short_is_dropped_and_a_silent_one_times_out() -> None:
-    async def cut(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def cut(_: bytes, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"ch")
         await writer.drain()
 
-    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def silent(_: bytes, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(3)
@@ -81,7 +81,7 @@ def test_a_body_cut_short_is_dropped_and_a_silent_one_times_out() -> None:
 
 def sse_lines(big: str) -> list[str]:
     """The lines of a stream whose first event carries `big`."""
-    async def stream(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def stream(_: bytes, writer: asyncio.StreamWriter) -> None:
         body = f'data: {{"v": "{big}"}}\n\ndata: [DONE]\n\n'.encode()
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
                      + str(len(body)).encode() + b"\r\n\r\n" + body)
@@ -152,24 +152,22 @@ def test_an_http_proxy_in_the_environment_is_used(monkeypatch: pytest.MonkeyPatc
     seen: list[bytes] = []
     answer = b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
 
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await reader.readuntil(b"\r\n\r\n"))
+    async def proxy(head: bytes, writer: asyncio.StreamWriter) -> None:
+        seen.append(head)
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: "
                      + str(len(answer)).encode() + b"\r\n\r\n" + answer)
         await writer.drain()
-        writer.close()
 
     async def main() -> str:
-        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
         policy = parse_policy({"name": "p", "default_tier": "t", "tiers": {
             "t": {"model": "m", "base_url": "http://tier.invalid/v1", "price_in": 0, "price_out": 0}}})
-        tiers = TierClient()
-        try:
-            return (await tiers.complete(policy, ["t"], {"messages": []})).tier
-        finally:
-            await tiers.aclose()
-            server.close()
+        async with raw_server(proxy) as url:
+            monkeypatch.setenv("HTTP_PROXY", url)
+            tiers = TierClient()
+            try:
+                return (await tiers.complete(policy, ["t"], {"messages": []})).tier
+            finally:
+                await tiers.aclose()
 
     assert asyncio.run(main()) == "t"
     assert seen and seen[0].startswith(b"POST http://tier.invalid/v1/chat/completions HTTP/1.1")
