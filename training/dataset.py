@@ -172,7 +172,7 @@ _WRITING_REQUEST = re.compile(
 
 
 def dolly_convention_conflict(category: str, instruction: str) -> bool:
-    """A dolly row whose category means something else than our label for it (left out of training)."""
+    """A dolly row whose category means something else than our label for it (--dolly-drop-questions)."""
     text = instruction.strip()
     return (category == "creative_writing" and bool(_QUESTION_END.search(text))
             and not _WRITING_REQUEST.search(text))
