@@ -278,8 +278,11 @@ class DecisionLog:
                 conn.execute(insert(DEAD_LETTERS), [letter])
         except Exception as table_exc:
             log.error("dead letter could not be stored (%s); appending it to %s", table_exc, self.dead_letter_file)
-            with self.dead_letter_file.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(letter, ensure_ascii=True) + "\n")
+            try:
+                with self.dead_letter_file.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(letter, ensure_ascii=True) + "\n")
+            except OSError as file_exc:  # the last place left is the server's own log
+                log.critical("dead letter not kept (%s): %s", file_exc, json.dumps(letter, ensure_ascii=True))
 
     # -- spill at shutdown, replay at start -----------------------------------------------
 
@@ -359,9 +362,13 @@ def default_spill_path(db: Engine) -> Path:
 
 
 def _json_default(value: Any) -> Any:
+    """Spill files and dead letters take any value: a row kept as text beats a writer thread that dies."""
     if isinstance(value, datetime):
         return {"$datetime": value.isoformat()}
-    raise TypeError(f"cannot spill a {type(value).__name__}")
+    try:
+        return float(value)  # numpy's numbers
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _from_json(line: str) -> Row:

@@ -119,6 +119,7 @@ def test_written_prompts_keep_their_quotes_lines_and_context(tmp_path: Path) -> 
                                              "Rewrite\tもっと短くして\tuser: a\\nassistant: b\n", encoding="utf-8")
     (tmp_path / "written.tsv").write_text('task\tprompt\tcontext\nChatbot\t"Captain, the storm!" she said\t\n'
                                           "Summarization\tTL;DR:\\n\\nline one\\nline two\t\n", encoding="utf-8")
+    (tmp_path / "written_more.tsv").write_text("task\tprompt\tcontext\n", encoding="utf-8")
     got = written_examples(tmp_path)
     assert [(e["task"], e["prompt"], e["context"]) for e in got] == [
         ("Rewrite", "もっと短くして", "user: a\nassistant: b"),
@@ -137,13 +138,15 @@ def test_the_shipped_written_prompts_cover_every_label_in_both_languages() -> No
     assert japanese == english == set(TASK_LABELS)
 
 
-def test_the_candidate_prompts_parse_and_stay_out_of_the_build() -> None:
-    from training.dataset import LABELS_DIR, WRITTEN_FILES, read_label_rows
+def test_the_later_written_prompts_parse_and_repeat_none_of_the_first() -> None:
+    from training.dataset import LABELS_DIR, read_label_rows
 
-    rows = read_label_rows(LABELS_DIR / "written_candidates.tsv")  # an unknown label would raise, naming the row
-    assert len(rows) >= 150 and "written_candidates.tsv" not in WRITTEN_FILES
-    shipped = {row["prompt"] for name in WRITTEN_FILES for row in read_label_rows(LABELS_DIR / name)}
-    assert not shipped & {row["prompt"] for row in rows}
+    def keys(name: str) -> set[tuple[str, str]]:
+        rows = read_label_rows(LABELS_DIR / name)  # an unknown label would raise, naming the row
+        return {(row["prompt"], row.get("context") or "") for row in rows}
+
+    more = keys("written_more.tsv")
+    assert len(more) >= 180 and not more & (keys("written.tsv") | keys("ja_written.tsv"))
 
 
 def test_dolly_plain_questions_filed_as_creative_writing_can_stay_out_of_training(tmp_path: Path) -> None:

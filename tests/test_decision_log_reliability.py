@@ -90,6 +90,24 @@ def test_a_refused_row_is_a_dead_letter_and_the_rest_of_its_group_is_written(db)
         log.close()
 
 
+def test_a_value_no_column_can_hold_is_a_dead_letter_and_the_writer_goes_on(db) -> None:  # type: ignore[no-untyped-def]
+    log = DecisionLog(db)
+    try:
+        bad = record(attempts=[{"tier": "t", "handle": object()}])  # not JSON: neither the column nor a spill takes it
+        good = record(task="Open QA")
+        futures = [log.submit(bad), log.submit(good)]
+        done, pending = wait(futures, timeout=10)
+        assert not pending and all(f.exception() is None for f in done)
+        assert get_decision(db, good.id) is not None
+        with db.connect() as conn:
+            letter = conn.execute(select(DEAD_LETTERS)).mappings().one()
+        kept = json.loads(letter["record"])
+        assert kept["id"] == bad.id and kept["attempts"][0]["tier"] == "t" and "object" in kept["attempts"][0]["handle"]
+        log.submit(record()).result(5)
+    finally:
+        log.close()
+
+
 def test_rows_left_at_shutdown_are_spilled_and_written_by_the_next_start(tmp_path: Path) -> None:
     path = tmp_path / "spill.db"
     url = f"sqlite:///{path}"

@@ -119,6 +119,22 @@ def test_decision_log_group_commits_and_resolves_futures(db) -> None:
         record(colour="red")
 
 
+def test_json_columns_take_numpy_scores_and_japanese_text(db) -> None:
+    import numpy as np
+
+    log = DecisionLog(db)
+    try:
+        probs = {"Open QA": np.float32(0.75), "Rewrite": np.float64(0.25)}
+        attempts = [{"tier": "小", "error": "接続できません", "ms": np.float32(1.5)}]
+        log.submit(record(id="np", task_probs=probs, attempts=attempts, complexity_dims={1: 0.5})).result(timeout=20)
+    finally:
+        log.close()
+    stored = get_decision(db, "np")
+    assert stored is not None and stored.task_probs == {"Open QA": 0.75, "Rewrite": 0.25}
+    assert stored.attempts == [{"tier": "小", "error": "接続できません", "ms": 1.5}]
+    assert stored.complexity_dims == {"1": 0.5}
+
+
 def test_decision_log_close_flushes(db) -> None:
     log = DecisionLog(db)
     ids = [log.submit(record()) for _ in range(50)]

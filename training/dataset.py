@@ -203,11 +203,11 @@ def dolly_examples(path: Path, per_label: int, seed: int, *, drop_questions: boo
     return out
 
 
-WRITTEN_FILES = ("ja_written.tsv", "written.tsv")
+WRITTEN_FILES = ("ja_written.tsv", "written.tsv", "written_more.tsv")
 
 
 def written_examples(labels_dir: Path) -> list[dict[str, Any]]:
-    """Prompts the maintainers wrote (training/labels/ja_written.tsv, written.tsv); train-only."""
+    """Prompts the maintainers wrote (training/labels/ja_written.tsv, written.tsv, written_more.tsv); train-only."""
     out = []
     for name in WRITTEN_FILES:
         for i, row in enumerate(read_label_rows(labels_dir / name)):
