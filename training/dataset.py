@@ -261,7 +261,8 @@ def main() -> int:
     parser.add_argument("--dolly-drop-questions", action="store_true", help="leave out dolly creative_writing rows "
                         "that are plain questions asking for nothing to be written")
     parser.add_argument("--written", action="store_true", help="also the prompts the maintainers wrote (English "
-                        "and Japanese, every label: training/labels/ja_written.tsv, written.tsv; train-only)")
+                        "and Japanese, every label: training/labels/ja_written.tsv, written.tsv, written_more.tsv; "
+                        "train-only)")
     parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
                         "(reviewed_decisions.jsonl; repeatable): each reviewed prompt joins with its right task")
     parser.add_argument("--seed", type=int, default=13)

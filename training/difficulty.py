@@ -276,6 +276,9 @@ def card_section(report: BuildReport) -> str:
     sources = ", ".join(f"{name} {n}" for name, n in sorted(report.per_source.items()))
     dropped = ", ".join(f"{name} {n}" for name, n in sorted(report.dropped.items())) or "none"
     h = report.held_out
+    judged = report.per_source.get(JUDGED_SOURCE, 0)
+    own_labels = ("with only the maintainers' judgments as labels of their own" if judged
+                  else "with no outcome labels of their own")
     return (
         "## Difficulty head\n\n"
         "Output `difficulty` in [0, 1]: the estimated chance that a small tier's answer falls short. A logistic "
@@ -289,8 +292,9 @@ def card_section(report: BuildReport) -> str:
         "MATH prealgebra, MMLU train. CMMLU and C-Eval are left out (non-commercial licenses).\n"
         f"- Rows used, per source: {sources} ({report.rows} in all; reviews from the console's export: "
         f"{report.per_source.get('reviews', 0)}; the maintainers' own judgments, "
-        f"`training/labels/difficulty_written.tsv`: {report.per_source.get(JUDGED_SOURCE, 0)}, each weighted "
-        f"{report.judged_weight:g} times its source's share). Dropped as near-duplicates of RouteLLM's "
+        f"`training/labels/difficulty_written.tsv`: {judged}"
+        + (f", each weighted {report.judged_weight:g} times its source's share" if judged else "")
+        + "). Dropped as near-duplicates of RouteLLM's "
         f"test prompts (word 8-gram containment >= 0.5): {dropped}.\n"
         "- Features: the pooled embedding and log(1 + token count). Each source has an intercept of its own "
         "while fitting, penalized like the weights (partial pooling; the head keeps their mean), so the weights "
@@ -308,7 +312,7 @@ def card_section(report: BuildReport) -> str:
                                      for name, (a, b) in report.tier_success.items()) + ".\n\n"
         "Limits: the outcome data are English benchmark prompts (multiple choice, grade-school math, short "
         "Python tasks) answered by 2023-2024 models; chat, writing and Japanese prompts are read through the "
-        "multilingual encoder, with only the maintainers' judgments as labels of their own.\n"
+        f"multilingual encoder, {own_labels}.\n"
     )
 
 

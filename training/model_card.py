@@ -145,15 +145,18 @@ def extra_sources_note(sources: Counter[str]) -> str:
         notes.append(f" databricks-dolly-15k-ja: {sources['databricks-dolly-15k-ja']} rows of its training part "
                      "(never its test split, index % 10 == 0), drawn at random up to a cap per task, its categories "
                      "mapped as the data README suggests (open_qa and general_qa Open QA, closed_qa Closed QA, "
-                     "information_extraction Extraction, creative_writing Text Generation, the others by name); "
-                     "the instruction is followed by its pasted material. They train only, so the held-out split "
-                     "of the other sources is the one earlier builds were scored on. The build is a derived work "
-                     "of this CC BY-SA 3.0 data and is shared under the same license.")
+                     "information_extraction Extraction, creative_writing Text Generation, the others by name; "
+                     "`--dolly-drop-questions` in the build command leaves out creative_writing rows that are plain "
+                     "questions asking for nothing written); the instruction is followed by its pasted material. "
+                     "They train only, so the held-out split of the other sources is the one earlier builds were "
+                     "scored on. The build is a derived work of this CC BY-SA 3.0 data and is shared under the same "
+                     "license.")
     if sources.get("team-written"):
         notes.append(f" Team-written: {sources['team-written']} prompts the maintainers wrote for this project "
                      "(training/labels/ja_written.tsv: Japanese, for the labels dolly lacks; written.tsv: English and "
                      "Japanese for every label, in everyday words, with pasted material, and follow-ups with their "
-                     "earlier turns); they train only and are never scored on.")
+                     "earlier turns; written_more.tsv: more Japanese explanations, roleplay, puzzles and math, and "
+                     "follow-ups to a draft); they train only and are never scored on.")
     return "".join(notes)
 
 
