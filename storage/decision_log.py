@@ -184,8 +184,18 @@ class DecisionLog:
                     stop = True
                     break
                 batch.append(item)
-            if batch and not self._write_until_done(batch):
+            if batch and not self._write_group(batch):
                 return  # out of time at shutdown: close() spills this group and the rest
+
+    def _write_group(self, batch: list[Item]) -> bool:
+        try:
+            return self._write_until_done(batch)
+        except Exception:  # a fault of ours must not stop the log: keep the unwritten rows for the next start
+            log.exception("decision log: a group of %d rows failed unexpectedly", len(batch))
+            self._current = []
+            self._note_failure(RuntimeError("unexpected failure writing a group (see the log)"))
+            self._spill([item for item in batch if not item[1].done()], "writing them failed unexpectedly")
+            return True
 
     def _past_deadline(self) -> bool:
         return self._closing.is_set() and time.monotonic() >= self._deadline
@@ -297,7 +307,7 @@ class DecisionLog:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _spill(self, items: list[Item]) -> None:
+    def _spill(self, items: list[Item], why: str = "the database did not take them before shutdown") -> None:
         try:
             with self._spill_lock(), self.spill_path.open("a", encoding="utf-8") as f:
                 for row, _ in items:
@@ -310,8 +320,8 @@ class DecisionLog:
                     future.set_exception(RuntimeError(f"decision not written: {exc}"))
             return
         self._spilled += len(items)
-        log.warning("decision log: the database did not take %d rows before shutdown; spilled them to %s, "
-                    "the next start writes them", len(items), self.spill_path.resolve())
+        log.warning("decision log: %s; spilled %d rows to %s, the next start writes them", why, len(items),
+                    self.spill_path.resolve())
         for _, future in items:
             if not future.done():
                 future.set_exception(RowSpilled(f"decision spilled to {self.spill_path}"))

@@ -108,6 +108,21 @@ def test_a_value_no_column_can_hold_is_a_dead_letter_and_the_writer_goes_on(db) 
         log.close()
 
 
+def test_a_failing_batch_callback_does_not_stop_the_writer(db) -> None:  # type: ignore[no-untyped-def]
+    def broken_metrics(seconds: float) -> None:
+        raise ValueError("metrics broke")
+
+    log = DecisionLog(db, on_batch=broken_metrics)
+    try:
+        first, second = record(), record()
+        log.submit(first).result(5)
+        log.submit(second).result(5)  # the writer thread is still there
+        assert get_decision(db, first.id) is not None and get_decision(db, second.id) is not None
+        assert log.stats().failures >= 1
+    finally:
+        log.close()
+
+
 def test_rows_left_at_shutdown_are_spilled_and_written_by_the_next_start(tmp_path: Path) -> None:
     path = tmp_path / "spill.db"
     url = f"sqlite:///{path}"
