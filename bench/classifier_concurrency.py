@@ -11,27 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import time
 from itertools import count
 from pathlib import Path
 
-from bench.common import PROMPTS, command_line, percentile
+from bench.common import PROMPTS, command_line, inference_ms, percentile
 from router.classifier.batcher import MicroBatcher
 from router.classifier.onnx import OnnxClassifier
 
 THREADS = (2, 1)
-
-
-def one_prompt_ms(artifact: Path, n: int = 80) -> float:
-    classifier = OnnxClassifier(artifact, threads=1)
-    times = []
-    for i in range(n):
-        start = time.perf_counter()
-        classifier.classify([f"{PROMPTS[i % len(PROMPTS)]} (#{i})"])
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times[10:])
 
 
 async def drive(batcher: MicroBatcher, callers: int, seconds: float) -> tuple[int, list[float]]:
@@ -57,7 +46,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    single = one_prompt_ms(args.artifact)
+    single = inference_ms(args.artifact)
     limit = cores * 1000 / single
     print(f"$ {command_line()}")
     print(f"one prompt on one thread: {single:.2f} ms; limit {cores} cores / {single:.2f} ms = {limit:.0f} prompts/s")

@@ -6,6 +6,7 @@ import os
 import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -127,3 +128,17 @@ def start_stack(tmp: Path, *, database_url: str, ttft_ms: float = 0, workers: in
     wait_http(sim_url + "/health")
     wait_http(api_url + "/health?tiers=0", timeout_s=90)
     return sim_url, api_url, [api, *procs]
+
+
+def inference_ms(model_dir: Path, n: int = 60) -> float:
+    """Median time of one prompt through the shipped model on one thread (no cache)."""
+    from router.classifier.onnx import OnnxClassifier
+
+    classifier = OnnxClassifier(model_dir, threads=1)
+    times = []
+    for i in range(n):
+        text = f"{PROMPTS[i % len(PROMPTS)]} ({i})"
+        start_s = time.perf_counter()
+        classifier.classify([text])
+        times.append((time.perf_counter() - start_s) * 1000)
+    return statistics.median(times[5:])

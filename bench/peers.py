@@ -21,15 +21,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import PROMPTS, ROOT, command_line, cpu_seconds, free_port, require_wrk, start, start_stack, wait_http
+from bench.common import (
+    PROMPTS,
+    ROOT,
+    command_line,
+    cpu_seconds,
+    free_port,
+    inference_ms,
+    require_wrk,
+    start,
+    start_stack,
+    wait_http,
+)
 from bench.throughput import WRK_REPORT, lua_bodies, run_wrk
 
 PEERS = {"sglang": ["sglang-router==0.3.2"], "litellm": ["litellm[proxy]==1.108.7"],
@@ -87,20 +96,6 @@ def measure(name: str, url: str, lua: Path, pid: int, connections: int, duration
     before = cpu_seconds(pid)
     result = run_wrk(url, lua, connections, duration)
     return Row(name, result, (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"]))
-
-
-def inference_ms(model_dir: Path, n: int = 60) -> float:
-    """Median time of one prompt through the shipped model on one thread (no cache)."""
-    from router.classifier.onnx import OnnxClassifier
-
-    classifier = OnnxClassifier(model_dir, threads=1)
-    times = []
-    for i in range(n):
-        text = f"{PROMPTS[i % len(PROMPTS)]} ({i})"
-        start_s = time.perf_counter()
-        classifier.classify([text])
-        times.append((time.perf_counter() - start_s) * 1000)
-    return statistics.median(times[5:])
 
 
 def install(peers_dir: Path) -> int:
