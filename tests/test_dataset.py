@@ -167,3 +167,16 @@ def test_dolly_plain_questions_filed_as_creative_writing_can_stay_out_of_trainin
     assert got == {("Text Generation", "猫の詩を書いて。"), ("Open QA", "カナダの国技は何ですか？")}
     kept = {(e["task"], e["prompt"]) for e in dolly_examples(path, per_label=10, seed=0)}  # the shipped build's data
     assert kept == got | {("Text Generation", "カナダの国技は何ですか？")}
+
+
+def test_followup_dev_set_is_labeled_and_never_trained_on() -> None:
+    from router.classifier.prediction import TASK_LABELS
+    from training.dataset import WRITTEN_FILES, read_label_rows
+
+    labels = Path(__file__).resolve().parent.parent / "training" / "labels"
+    rows = read_label_rows(labels / "followups_dev.tsv")
+    assert "followups_dev.tsv" not in WRITTEN_FILES
+    assert len(rows) >= 80 and all(row["context"] for row in rows)
+    assert {row["task"] for row in rows} == set(TASK_LABELS)
+    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_label_rows(labels / name)}
+    assert not trained & {row["prompt"] for row in rows}
