@@ -14,38 +14,31 @@ from pathlib import Path
 from bench.common import command_line
 from router.classifier.onnx import OnnxClassifier
 from router.classifier.text import join_turn_and_context
-from training.dataset import read_label_rows
-
-DEV_FILE = Path(__file__).resolve().parent.parent / "training" / "labels" / "followups_dev.tsv"
-
-
-def language(text: str) -> str:
-    return "ja" if any("\u3040" <= ch <= "\u30ff" or "\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
+from training.dataset import LABELS_DIR, read_written_rows
+from training.evaluate import Example
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact", type=Path, default=Path("models/prompt-classifier"))
-    parser.add_argument("--file", type=Path, default=DEV_FILE)
+    parser.add_argument("--file", type=Path, default=LABELS_DIR / "followups_dev.tsv")
     args = parser.parse_args()
-    rows = read_label_rows(args.file)
+    examples = [Example(row["prompt"], row["task"], row["context"]) for row in read_written_rows(args.file)]
     classifier = OnnxClassifier(args.artifact)
+    with_context = classifier.classify([join_turn_and_context(e.prompt, e.context) for e in examples])
+    alone = classifier.classify([e.prompt for e in examples])
     right: Counter[str] = Counter()
     alone_right: Counter[str] = Counter()
     total: Counter[str] = Counter()
     print(f"$ {command_line()}")
-    for row in rows:
-        context = row["context"].replace("\\n", "\n")
-        # One prompt per call: the same text always gets the same prediction.
-        with_context = classifier.classify([join_turn_and_context(row["prompt"], context)])[0]
-        alone = classifier.classify([row["prompt"]])[0]
-        lang = language(row["prompt"])
+    for e, read, read_alone in zip(examples, with_context, alone, strict=True):
+        lang = "ja" if e.japanese else "en"
         total[lang] += 1
-        right[lang] += with_context.task == row["task"]
-        alone_right[lang] += alone.task == row["task"]
-        if with_context.task != row["task"]:
-            print(f"miss  {row['task']:15} read {with_context.task:15} {with_context.confidence:.2f}  "
-                  f"(alone: {alone.task})  {row['prompt'][:60]}")
+        right[lang] += read.task == e.task
+        alone_right[lang] += read_alone.task == e.task
+        if read.task != e.task:
+            print(f"miss  {e.task:15} read {read.task:15} {read.confidence:.2f}  "
+                  f"(alone: {read_alone.task})  {e.prompt[:60]}")
     print(f"{'language':8} {'turns':>5} {'with context':>12} {'alone':>6}")
     for lang in sorted(total):
         print(f"{lang:8} {total[lang]:5} {right[lang] / total[lang]:12.3f} {alone_right[lang] / total[lang]:6.3f}")

@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from router.classifier.prediction import TASK_LABELS
 from router.classifier.text import MODEL_TURN_HEAD_CHARS, MODEL_TURN_TAIL_CHARS, model_text
 from training.dataset import (
+    LABELS_DIR,
+    WRITTEN_FILES,
     DatasetError,
     fill_template,
     iter_json_array,
     read_label_rows,
+    read_written_rows,
     sharegpt_examples,
     sharegpt_label_rows,
     text_sha,
@@ -170,13 +174,9 @@ def test_dolly_plain_questions_filed_as_creative_writing_can_stay_out_of_trainin
 
 
 def test_followup_dev_set_is_labeled_and_never_trained_on() -> None:
-    from router.classifier.prediction import TASK_LABELS
-    from training.dataset import WRITTEN_FILES, read_label_rows
-
-    labels = Path(__file__).resolve().parent.parent / "training" / "labels"
-    rows = read_label_rows(labels / "followups_dev.tsv")
+    rows = read_written_rows(LABELS_DIR / "followups_dev.tsv")
     assert "followups_dev.tsv" not in WRITTEN_FILES
-    assert len(rows) >= 80 and all(row["context"] for row in rows)
+    assert len(rows) >= 80 and all("\n" in row["context"] for row in rows)
     assert {row["task"] for row in rows} == set(TASK_LABELS)
-    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_label_rows(labels / name)}
+    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
     assert not trained & {row["prompt"] for row in rows}

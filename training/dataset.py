@@ -206,16 +206,21 @@ def dolly_examples(path: Path, per_label: int, seed: int, *, drop_questions: boo
 WRITTEN_FILES = ("ja_written.tsv", "written.tsv", "written_more.tsv")
 
 
+def read_written_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a team-written label file (task, prompt, context) with their newlines back: the files
+    write a newline as \\n (a pasted text's lines, a context's turns)."""
+    return [{**row, **{key: (row.get(key) or "").replace("\\n", "\n") for key in ("prompt", "context")}}
+            for row in read_label_rows(path)]
+
+
 def written_examples(labels_dir: Path) -> list[dict[str, Any]]:
     """Prompts the maintainers wrote (training/labels/ja_written.tsv, written.tsv, written_more.tsv); train-only."""
     out = []
     for name in WRITTEN_FILES:
-        for i, row in enumerate(read_label_rows(labels_dir / name)):
-            # The files write a newline as \n (a pasted text's lines, a context's turns).
-            prompt, context = (row[key].replace("\\n", "\n") if row.get(key) else "" for key in ("prompt", "context"))
-            out.append({"prompt": prompt, "task": row["task"], "context": context, "source": "team-written",
-                        "license": LICENSES["team-written"], "id": f"written-{Path(name).stem}-{i}",
-                        "train_only": True})
+        for i, row in enumerate(read_written_rows(labels_dir / name)):
+            out.append({"prompt": row["prompt"], "task": row["task"], "context": row["context"],
+                        "source": "team-written", "license": LICENSES["team-written"],
+                        "id": f"written-{Path(name).stem}-{i}", "train_only": True})
     return out
 
 
