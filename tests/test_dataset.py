@@ -4,6 +4,7 @@ anything that does not match fails with a message naming the row."""
 from __future__ import annotations
 
 import json
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,8 @@ def test_written_prompts_keep_their_quotes_lines_and_context(tmp_path: Path) -> 
                                              "Rewrite\tもっと短くして\tuser: a\\nassistant: b\n", encoding="utf-8")
     (tmp_path / "written.tsv").write_text('task\tprompt\tcontext\nChatbot\t"Captain, the storm!" she said\t\n'
                                           "Summarization\tTL;DR:\\n\\nline one\\nline two\t\n", encoding="utf-8")
-    (tmp_path / "written_more.tsv").write_text("task\tprompt\tcontext\n", encoding="utf-8")
+    for name in WRITTEN_FILES[2:]:
+        (tmp_path / name).write_text("task\tprompt\tcontext\n", encoding="utf-8")
     got = written_examples(tmp_path)
     assert [(e["task"], e["prompt"], e["context"]) for e in got] == [
         ("Rewrite", "もっと短くして", "user: a\nassistant: b"),
@@ -180,3 +182,14 @@ def test_followup_dev_set_is_labeled_and_never_trained_on() -> None:
     assert {row["task"] for row in rows} == set(TASK_LABELS)
     trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
     assert not trained & {row["prompt"] for row in rows}
+
+
+def test_training_followups_are_worded_apart_from_the_dev_set() -> None:
+    # written_followups.tsv was written against the dev set's error kinds; in other words, so that
+    # bench/followups.py still measures the kinds rather than recall of these sentences.
+    dev = [row["prompt"].lower() for row in read_written_rows(LABELS_DIR / "followups_dev.tsv")]
+    rows = read_written_rows(LABELS_DIR / "written_followups.tsv")
+    assert "written_followups.tsv" in WRITTEN_FILES and len(rows) >= 100
+    assert all("\n" in row["context"] for row in rows)
+    closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in rows for other in dev)
+    assert closest < 0.7

@@ -203,7 +203,7 @@ def dolly_examples(path: Path, per_label: int, seed: int, *, drop_questions: boo
     return out
 
 
-WRITTEN_FILES = ("ja_written.tsv", "written.tsv", "written_more.tsv")
+WRITTEN_FILES = ("ja_written.tsv", "written.tsv", "written_more.tsv", "written_followups.tsv")
 
 
 def read_written_rows(path: Path) -> list[dict[str, str]]:
@@ -214,7 +214,7 @@ def read_written_rows(path: Path) -> list[dict[str, str]]:
 
 
 def written_examples(labels_dir: Path) -> list[dict[str, Any]]:
-    """Prompts the maintainers wrote (training/labels/ja_written.tsv, written.tsv, written_more.tsv); train-only."""
+    """Prompts the maintainers wrote (training/labels/: WRITTEN_FILES); train-only."""
     out = []
     for name in WRITTEN_FILES:
         for i, row in enumerate(read_written_rows(labels_dir / name)):
@@ -266,8 +266,8 @@ def main() -> int:
     parser.add_argument("--dolly-drop-questions", action="store_true", help="leave out dolly creative_writing rows "
                         "that are plain questions asking for nothing to be written")
     parser.add_argument("--written", action="store_true", help="also the prompts the maintainers wrote (English "
-                        "and Japanese, every label: training/labels/ja_written.tsv, written.tsv, written_more.tsv; "
-                        "train-only)")
+                        "and Japanese, every label: training/labels/ja_written.tsv, written.tsv, written_more.tsv, "
+                        "written_followups.tsv; train-only)")
     parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
                         "(reviewed_decisions.jsonl; repeatable): each reviewed prompt joins with its right task")
     parser.add_argument("--seed", type=int, default=13)

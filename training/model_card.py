@@ -156,7 +156,8 @@ def extra_sources_note(sources: Counter[str]) -> str:
                      "(training/labels/ja_written.tsv: Japanese, for the labels dolly lacks; written.tsv: English and "
                      "Japanese for every label, in everyday words, with pasted material, and follow-ups with their "
                      "earlier turns; written_more.tsv: more Japanese explanations, roleplay, puzzles and math, and "
-                     "follow-ups to a draft); they train only and are never scored on.")
+                     "follow-ups to a draft; written_followups.tsv: follow-ups that ask for more of the same, change "
+                     "an earlier answer's form, recap, or change code); they train only and are never scored on.")
     return "".join(notes)
 
 
