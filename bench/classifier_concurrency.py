@@ -1,7 +1,8 @@
 """The learned classifier behind its micro-batcher under concurrent callers, prompts that never
-repeat, for one and two ONNX Runtime threads, in one run (no server, no HTTP): prompts/s, p50/p99
-wait per prompt, and the inference-bound limit (cores / one prompt's time on one thread) measured
-in the same run. What serving adds on top of this is bench/peers.py's to measure.
+repeat, for one and two ONNX Runtime threads and for one one-thread run per core, in one run
+(no server, no HTTP): prompts/s, p50/p99 wait per prompt, and the inference-bound limit (cores /
+one prompt's time on one thread) measured in the same run. What serving adds on top of this is
+bench/peers.py's to measure.
 
     python -m bench.classifier_concurrency --artifact models/prompt-classifier [--callers 16] [--seconds 8]
 """
@@ -20,7 +21,9 @@ from bench.common import PROMPTS, command_line, inference_ms, percentile
 from router.classifier.batcher import MicroBatcher
 from router.classifier.onnx import OnnxClassifier
 
-THREADS = (2, 1)
+# (intra-op threads, batches classified at once): one batch over both cores, one thread, and one
+# one-thread run per core.
+SETUPS = ((2, 1), (1, 1), (1, 2))
 
 
 async def drive(batcher: MicroBatcher, callers: int, seconds: float) -> tuple[int, list[float]]:
@@ -51,17 +54,18 @@ def main() -> int:
     print(f"$ {command_line()}")
     print(f"one prompt on one thread: {single:.2f} ms; limit {cores} cores / {single:.2f} ms = {limit:.0f} prompts/s")
     print(f"{args.callers} callers, {args.seconds:.0f} s each\n")
-    print("| intra-op threads | prompts/s | share of limit | p50 ms | p99 ms | mean batch |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for threads in THREADS:
-        batcher = MicroBatcher(OnnxClassifier(args.artifact, threads=threads), max_pending=max(64, args.callers))
+    print("| intra-op threads | runs at once | prompts/s | share of limit | p50 ms | p99 ms | mean batch |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for threads, runs in SETUPS:
+        batcher = MicroBatcher(OnnxClassifier(args.artifact, threads=threads), max_pending=max(64, args.callers),
+                               runs=runs)
         asyncio.run(drive(batcher, args.callers, 1.0))  # warm-up
         batches, items = batcher.batches, batcher.items
         start = time.perf_counter()
         n, waits = asyncio.run(drive(batcher, args.callers, args.seconds))
         rate = n / (time.perf_counter() - start)
         mean_batch = (batcher.items - items) / max(1, batcher.batches - batches)
-        print(f"| {threads} | {rate:.0f} | {rate / limit:.0%} | {percentile(waits, 50):.2f} | "
+        print(f"| {threads} | {runs} | {rate:.0f} | {rate / limit:.0%} | {percentile(waits, 50):.2f} | "
               f"{percentile(waits, 99):.2f} | {mean_batch:.1f} |")
         batcher.close()
     return 0

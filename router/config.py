@@ -36,6 +36,7 @@ class Settings:
     # decision-log-spill.jsonl in the working directory); the next start replays it
     classifier_max_pending: int = 64  # prompts a model backend may have waiting; past it, 503
     classifier_threads: int = 0  # ONNX Runtime intra-op threads; 0: min(2, cores)
+    classifier_runs: int = 1  # model batches classified at once (e.g. one per core with one thread each)
     simulator_url: str | None = None  # a running tier simulator to use instead of starting one
 
     @classmethod
@@ -87,6 +88,7 @@ class Settings:
             classifier_max_pending=number("ROUTER_CLASSIFIER_MAX_PENDING", "64", int),
             classifier_threads=(number("ROUTER_CLASSIFIER_THREADS", "1", int)
                                 if env.get("ROUTER_CLASSIFIER_THREADS") else 0),
+            classifier_runs=number("ROUTER_CLASSIFIER_RUNS", "1", int),
             simulator_url=env.get("ROUTER_SIMULATOR_URL") or None,
         )
 

@@ -207,7 +207,8 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
                                drain_timeout_s=settings.drain_timeout_s)
     recorder = Recorder(decision_log, metrics=metrics, durability_timeout_s=settings.durability_timeout_s,
                         redact_prompts=settings.redact_prompts)
-    guarded = GuardedClassifier(classifier, max_pending=settings.classifier_max_pending)
+    guarded = GuardedClassifier(classifier, max_pending=settings.classifier_max_pending,
+                                runs=settings.classifier_runs)
     if classifier_error:
         guarded.record_failure(classifier_error)
     engine = Engine(classifier=guarded, registry=registry, tiers=tiers, recorder=recorder)

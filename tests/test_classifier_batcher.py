@@ -106,3 +106,36 @@ def test_past_the_bound_a_prompt_is_refused_at_once_not_queued() -> None:
     batcher.close()
     with pytest.raises(ValueError, match="max_pending"):
         MicroBatcher(backend, max_pending=0)
+
+
+class Rendezvous:
+    """A backend whose calls only return once two of them are in flight together."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.barrier = threading.Barrier(2, timeout=5)
+        self.inner = KeywordClassifier()
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        self.barrier.wait()  # raises BrokenBarrierError if the other run never comes
+        return self.inner.classify(texts)
+
+    def info(self) -> dict:
+        return {"backend": "rendezvous"}
+
+
+def test_with_two_runs_two_batches_are_classified_at_once() -> None:
+    backend = Rendezvous()
+    batcher = MicroBatcher(backend, max_batch=1, max_wait_ms=0, runs=2)
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(batcher.classify("Summarize this"), batcher.classify("Write a poem"))
+
+    try:
+        first, second = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert (first.task, second.task) == ("Summarization", "Text Generation")
+    with pytest.raises(ValueError, match="runs"):
+        MicroBatcher(backend, runs=0)

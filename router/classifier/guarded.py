@@ -19,8 +19,9 @@ INLINE_CHARS = 2000  # longer prompts are classified off the event loop
 
 
 class GuardedClassifier:
-    def __init__(self, classifier: Classifier, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, classifier: Classifier, *, max_pending: int = DEFAULT_MAX_PENDING, runs: int = 1) -> None:
         self.max_pending = max_pending
+        self.runs = runs
         self.keyword = KeywordClassifier()
         self.failures = 0
         self.last_error: str | None = None
@@ -35,7 +36,7 @@ class GuardedClassifier:
         # The keyword classifier takes microseconds and runs inline.
         self._classifier = value
         self._batcher = (None if value.info().get("backend") == "keyword"
-                         else MicroBatcher(value, max_pending=self.max_pending))
+                         else MicroBatcher(value, max_pending=self.max_pending, runs=self.runs))
 
     def info(self) -> dict[str, Any]:
         return {**self.classifier.info(), "failures": self.failures, "last_error": self.last_error}
