@@ -22,7 +22,7 @@ import argparse
 import random
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +45,8 @@ from training.evaluate import Example, load_examples, split
 class Prompts(CalibrationDataReader):
     """One prompt per feed, as serving sees them (tokenized with the artifact's own tokenizer)."""
 
-    def __init__(self, pre: Preprocessor, texts: list[str]) -> None:
-        self._feeds: Iterator[dict[str, np.ndarray]] = (pre.encode([t]) for t in texts)
+    def __init__(self, feeds: Iterable[dict[str, np.ndarray]]) -> None:
+        self._feeds: Iterator[dict[str, np.ndarray]] = iter(feeds)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._feeds, None)
@@ -87,21 +87,23 @@ def encoder_matmuls(model: onnx.ModelProto) -> list[str]:
 OUTLIER_CHANNELS = 1
 
 
-def down_projections(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+def down_projections(model: onnx.ModelProto, among: Collection[str] | None = None) -> list[onnx.NodeProto]:
     """Each feed-forward block's second product (e.g. 1536 -> 384): a MatMul whose constant
-    weight has more rows than columns (named: quantize_static picks nodes by name)."""
+    weight has more rows than columns (named: quantize_static picks nodes by name), of the
+    products named in `among` where given (the encoder's: the heads stay as they are)."""
     shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
     return [node for node in model.graph.node if node.op_type == "MatMul" and node.name and len(node.input) == 2
+            and (among is None or node.name in among)
             and len(shapes.get(node.input[1], ())) == 2 and shapes[node.input[1]][0] > shapes[node.input[1]][1]]
 
 
 def outlier_channels(model: onnx.ModelProto, feeds: Iterable[dict[str, np.ndarray]],
-                     count: int = OUTLIER_CHANNELS) -> dict[str, np.ndarray]:
-    """For each down-projection (by node name), the `count` input channels with the largest
-    absolute value over the calibration feeds."""
+                     count: int = OUTLIER_CHANNELS, among: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """For each down-projection (by node name; of `among` where given), the `count` input
+    channels with the largest absolute value over the calibration feeds."""
     import onnxruntime as ort
 
-    downs = down_projections(model)
+    downs = down_projections(model, among)
     if not downs:
         return {}
     probe = onnx.ModelProto()
@@ -199,12 +201,13 @@ def quantize(model_dir: Path, texts: list[str]) -> Path:
     if target.is_file() and dynamically_quantized(target):
         shutil.copyfile(target, model_dir / "model-dynamic.onnx")
     pre = Preprocessor(model_dir)
-    split_outliers(model, outlier_channels(model, (pre.encode([t]) for t in texts)))
+    feeds = [pre.encode([t]) for t in texts]  # the outlier search and the calibration read the same prompts
+    split_outliers(model, outlier_channels(model, feeds, among=set(nodes)))
     split = model_dir / "model-split.onnx"
     onnx.save(model, str(split))
     staged = model_dir / "model-static.onnx"
     try:
-        quantize_static(str(split), str(staged), Prompts(pre, texts), quant_format=QuantFormat.QDQ,
+        quantize_static(str(split), str(staged), Prompts(feeds), quant_format=QuantFormat.QDQ,
                         per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,

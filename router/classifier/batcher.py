@@ -48,14 +48,16 @@ class MicroBatcher:
     async def classify(self, text: str) -> Prediction:
         if self.pending >= self.max_pending:
             raise ClassifierBusy(self.pending)
-        if not self._workers or any(worker.done() for worker in self._workers):
-            for worker in self._workers:
-                worker.cancel()
+        loop = asyncio.get_running_loop()
+        if self._queue is None or all(worker.done() for worker in self._workers):
+            # The first call, or the loop the workers ran on has ended: a fresh queue on this one.
             self._queue = asyncio.Queue()
-            loop = asyncio.get_running_loop()
             self._workers = [loop.create_task(self._run()) for _ in range(self.runs)]
+        elif any(worker.done() for worker in self._workers):
+            # One worker failed: replace it, and let the others finish the batches they hold.
+            self._workers = [loop.create_task(self._run()) if worker.done() else worker for worker in self._workers]
         assert self._queue is not None
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Prediction] = loop.create_future()
         self.pending += 1
         try:
             await self._queue.put((text, future))
