@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import sys
 import time
 from itertools import count
@@ -28,6 +29,7 @@ SETUPS = ((2, 1), (1, 1), (1, 2))
 
 async def drive(batcher: MicroBatcher, callers: int, seconds: float) -> tuple[int, list[float]]:
     numbers = count()
+    salt = random.randint(10**8, 10**9 - 1)  # the suffix's shape is the one inference_ms times
     waits: list[float] = []
     stop = time.perf_counter() + seconds
 
@@ -35,7 +37,7 @@ async def drive(batcher: MicroBatcher, callers: int, seconds: float) -> tuple[in
         while time.perf_counter() < stop:
             i = next(numbers)
             start = time.perf_counter()
-            await batcher.classify(f"{PROMPTS[i % len(PROMPTS)]} (#{i})")
+            await batcher.classify(f"{PROMPTS[i % len(PROMPTS)]} ({salt}-{i})")
             waits.append((time.perf_counter() - start) * 1000)
 
     await asyncio.gather(*(caller() for _ in range(callers)))

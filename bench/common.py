@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import shutil
 import socket
@@ -131,13 +132,15 @@ def start_stack(tmp: Path, *, database_url: str, ttft_ms: float = 0, workers: in
 
 
 def inference_ms(model_dir: Path, n: int = 60) -> float:
-    """Median time of one prompt through the shipped model on one thread (no cache)."""
+    """Median time of one prompt through the shipped model on one thread (no cache), each prompt
+    with a suffix of the shape the load benches make prompts unique with: (nine digits-counter)."""
     from router.classifier.onnx import OnnxClassifier
 
     classifier = OnnxClassifier(model_dir, threads=1)
     times = []
+    salt = random.randint(10**8, 10**9 - 1)
     for i in range(n):
-        text = f"{PROMPTS[i % len(PROMPTS)]} ({i})"
+        text = f"{PROMPTS[i % len(PROMPTS)]} ({salt}-{i})"
         start_s = time.perf_counter()
         classifier.classify([text])
         times.append((time.perf_counter() - start_s) * 1000)

@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
@@ -45,12 +47,14 @@ PEERS = {"sglang": ["sglang-router==0.3.2"], "litellm": ["litellm[proxy]==1.108.
          "routellm": ["routellm[serve]==0.2.0"]}
 DEFAULT_PEERS_DIR = Path.home() / ".cache" / "router-bench-peers"
 
-# Each request a prompt of its own when `unique`: a counter and a random number that the
-# classifier's cache has never seen, so every request is classified.
+# Each request a prompt of its own when `unique`: a counter and a salt that the classifier's cache
+# has never seen, so every request is classified. The salt is written in by `salted` for each run:
+# wrk seeds math.random the same way in every run and thread, so a salt drawn in Lua repeats the
+# earlier runs' prompts (answered from the cache).
 LUA = """
 local bodies = {%(bodies)s}
 local i = 0
-local salt = tostring(math.random(1, 1000000000))
+local salt = "__SALT__"
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
@@ -77,6 +81,27 @@ general_settings:
 """
 
 
+@dataclass(frozen=True)
+class Setup:
+    """One way of running the router: its classifier, `serve --workers` and extra environment."""
+
+    label: str
+    classifier: str
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    repeating: bool = True
+
+
+SETUPS = (
+    Setup("keyword", "keyword"),
+    Setup("learned", "auto"),  # one one-thread run per core (the default layout)
+    # One batch at a time over both cores.
+    Setup("learned, 2 threads x 1 run", "auto", env={"ROUTER_CLASSIFIER_THREADS": "2",
+                                                      "ROUTER_CLASSIFIER_RUNS": "1"}, repeating=False),
+    Setup("learned, 2 workers", "auto", workers=2, repeating=False),
+)
+
+
 @dataclass
 class Row:
     name: str
@@ -91,10 +116,17 @@ def script(path: Path, model: str, *, unique: bool) -> Path:
     return path
 
 
+def salted(lua: Path) -> Path:
+    """A copy of the script with a salt no earlier run used (nine digits, as inference_ms times)."""
+    copy = lua.with_name(f"{lua.stem}-{uuid.uuid4().hex[:12]}.lua")
+    copy.write_text(lua.read_text().replace("__SALT__", str(random.randint(10**8, 10**9 - 1))))
+    return copy
+
+
 def measure(name: str, url: str, lua: Path, pid: int, connections: int, duration: int) -> Row:
-    run_wrk(url, lua, 4, 2)  # warm-up
+    run_wrk(url, salted(lua), 4, 2)  # warm-up
     before = cpu_seconds(pid)
-    result = run_wrk(url, lua, connections, duration)
+    result = run_wrk(url, salted(lua), connections, duration)
     return Row(name, result, (cpu_seconds(pid) - before) * 1000 / max(1, result["requests"]))
 
 
@@ -154,7 +186,8 @@ def main() -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="router-peers-"))
     rows: list[Row] = []
-    infer_ms = inference_ms(args.model)
+    # Timed before and after the runs (it drifts by 10-20% on a shared machine): the limit uses the mean.
+    infer_before = inference_ms(args.model, n=200)
     cores = os.cpu_count() or 1
     procs: list[subprocess.Popen] = []
     try:
@@ -168,21 +201,21 @@ def main() -> int:
                                                               unique=False), sim.pid, args.connections, args.duration)
         rows.append(direct)
         repeat, unique = script(tmp / "r.lua", "router", unique=False), script(tmp / "u.lua", "router", unique=True)
-        for label, classifier, workers in (("keyword", "keyword", 1), ("learned", "auto", 1),
-                                           ("learned, 2 workers", "auto", 2)):
+        for setup in SETUPS:
             stack_tmp = Path(tempfile.mkdtemp(dir=tmp))
             _, api_url, stack = start_stack(stack_tmp, database_url=f"sqlite:///{stack_tmp / 'bench.db'}",
-                                            simulator_url=sim_url, workers=workers,
-                                            env={"ROUTER_CLASSIFIER": classifier,
-                                                 "ROUTER_CLASSIFIER_MODEL": str(args.model)})
+                                            simulator_url=sim_url, workers=setup.workers,
+                                            env={"ROUTER_CLASSIFIER": setup.classifier,
+                                                 "ROUTER_CLASSIFIER_MODEL": str(args.model), **setup.env})
+            label = setup.label
             try:
                 api = stack[0]
-                if workers == 1:
+                if setup.repeating:
                     rows.append(measure(f"router, {label}, repeating", api_url, repeat, api.pid, args.connections,
                                         args.duration))
                 rows.append(measure(f"router, {label}, non-repeating", api_url, unique, api.pid, args.connections,
                                     args.duration))
-                if classifier == "auto" and workers == 1:
+                if setup.classifier == "auto" and setup.workers == 1:
                     for conc in (1, 16):
                         rows.append(measure(f"router, {label}, non-repeating, {conc} conn.", api_url, unique,
                                             api.pid, conc, args.duration))
@@ -212,17 +245,20 @@ def main() -> int:
             proc.terminate()
             proc.wait(30)
 
+    infer_after = inference_ms(args.model, n=200)
+    infer_ms = (infer_before + infer_after) / 2
     base = direct.result
     print(f"$ {command_line()}")
     print(f"simulator answers after {args.ttft_ms:g} ms; {args.connections} connections unless said; wrk -t1; "
           f"SQLite; {cores} cores")
-    print(f"learned model: one prompt {infer_ms:.2f} ms on one thread; inference-bound limit "
-          f"{cores} / {infer_ms:.2f} ms = {cores * 1000 / infer_ms:.0f} req/s")
-    print(f"{'':<44} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>8} {'added p50':>9} {'added p99':>9} {'CPU ms/req':>10} "
+    print(f"learned model: one prompt {infer_ms:.2f} ms on one thread (before the runs {infer_before:.2f}, after "
+          f"{infer_after:.2f}); inference-bound limit {cores} / {infer_ms:.2f} ms = "
+          f"{cores * 1000 / infer_ms:.0f} req/s")
+    print(f"{'':<58} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>8} {'added p50':>9} {'added p99':>9} {'CPU ms/req':>10} "
           f"{'errors':>6}")
     for row in rows:
         r = row.result
-        print(f"{row.name:<44} {r['rps']:>7.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>8.2f} "
+        print(f"{row.name:<58} {r['rps']:>7.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>8.2f} "
               f"{r['p50_ms'] - base['p50_ms']:>9.2f} {r['p99_ms'] - base['p99_ms']:>9.2f} {row.cpu_ms:>10.2f} "
               f"{r['errors']:>6.0f}")
     return 0

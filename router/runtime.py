@@ -21,7 +21,7 @@ from router.classifier import Classifier, KeywordClassifier
 from router.classifier.artifact import ArtifactError
 from router.classifier.cache import CachedClassifier
 from router.classifier.guarded import GuardedClassifier
-from router.config import Settings, load_seed
+from router.config import Settings, classifier_layout, load_seed
 from router.engine import Engine
 from router.metrics import Metrics
 from router.policy_admin import config_drift
@@ -50,7 +50,8 @@ def make_classifier(settings: Settings, cache_entries: int = 10_000) -> tuple[Cl
         if name == "onnx":
             from router.classifier.onnx import OnnxClassifier
 
-            inner: Classifier = OnnxClassifier(settings.classifier_model, threads=settings.classifier_threads or None)
+            threads, _ = classifier_layout(os.cpu_count() or 1, settings.classifier_threads, settings.classifier_runs)
+            inner: Classifier = OnnxClassifier(settings.classifier_model, threads=threads)
         elif name == "triton":
             from router.classifier.triton import TritonClassifier
 
@@ -207,8 +208,8 @@ def build_runtime(settings: Settings | None = None, *, environ: Mapping[str, str
                                drain_timeout_s=settings.drain_timeout_s)
     recorder = Recorder(decision_log, metrics=metrics, durability_timeout_s=settings.durability_timeout_s,
                         redact_prompts=settings.redact_prompts)
-    guarded = GuardedClassifier(classifier, max_pending=settings.classifier_max_pending,
-                                runs=settings.classifier_runs)
+    _, runs = classifier_layout(os.cpu_count() or 1, settings.classifier_threads, settings.classifier_runs)
+    guarded = GuardedClassifier(classifier, max_pending=settings.classifier_max_pending, runs=runs)
     if classifier_error:
         guarded.record_failure(classifier_error)
     engine = Engine(classifier=guarded, registry=registry, tiers=tiers, recorder=recorder)

@@ -7,7 +7,7 @@ process manager:
 - one tier simulator serves every worker when tiers have no keys (ROUTER_SIMULATOR_URL);
 - metrics go to one prometheus_client multiprocess folder, so /metrics from any worker reports
   all of them;
-- each worker's classifier gets an equal share of the cores (ROUTER_CLASSIFIER_THREADS).
+- each worker's classifier gets an equal share of the cores (ROUTER_CLASSIFIER_THREADS and _RUNS).
 Policies and API keys are read from the database by every worker (ROUTER_POLICY_REFRESH_S), a
 decision row is written by the worker that served it, and the decision log's spill file is
 locked, so shutdown and restart keep every row as with one process.
@@ -22,7 +22,7 @@ import tempfile
 
 import uvicorn
 
-from router.config import Settings
+from router.config import Settings, classifier_layout
 from router.runtime import prepare_database, tiers_without_keys
 from router.simulator import start_simulator
 
@@ -32,14 +32,27 @@ log = logging.getLogger(__name__)
 def worker_environment(workers: int, environ: dict[str, str], *, simulator_url: str | None,
                        metrics_dir: str) -> dict[str, str]:
     """The variables the workers start with: the caller's, plus what they share (the simulator
-    the parent started, if it did). An operator's own ROUTER_CLASSIFIER_THREADS or
+    the parent started, if it did). An operator's own ROUTER_CLASSIFIER_THREADS, _RUNS or
     PROMETHEUS_MULTIPROC_DIR is kept."""
     env = dict(environ)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
-    env.setdefault("ROUTER_CLASSIFIER_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    # Each worker's classifier is laid out on its share of the cores.
+    threads, runs = classifier_layout(max(1, (os.cpu_count() or 1) // workers),
+                                      _count(env.get("ROUTER_CLASSIFIER_THREADS")),
+                                      _count(env.get("ROUTER_CLASSIFIER_RUNS")))
+    env.setdefault("ROUTER_CLASSIFIER_THREADS", str(threads))
+    env.setdefault("ROUTER_CLASSIFIER_RUNS", str(runs))
     if simulator_url:
         env["ROUTER_SIMULATOR_URL"] = simulator_url
     return env
+
+
+def _count(raw: str | None) -> int:
+    """A positive whole number, else 0 (unset; a bad value is left for the worker's own check to name)."""
+    try:
+        return max(0, int(raw or 0))
+    except ValueError:
+        return 0
 
 
 def serve_workers(settings: Settings, workers: int, *, host: str, port: int, log_level: str,

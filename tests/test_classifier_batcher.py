@@ -139,3 +139,48 @@ def test_with_two_runs_two_batches_are_classified_at_once() -> None:
     assert (first.task, second.task) == ("Summarization", "Text Generation")
     with pytest.raises(ValueError, match="runs"):
         MicroBatcher(backend, runs=0)
+
+
+def test_what_queued_while_the_run_was_busy_is_the_next_batch_without_waiting() -> None:
+    backend = Slow()
+    batcher = MicroBatcher(backend)  # max_wait_ms 0: no batch is held open for more
+
+    async def main() -> list[Prediction]:
+        return await asyncio.gather(*(batcher.classify(f"Summarize note {i}") for i in range(40)))
+
+    try:
+        predictions = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert len(predictions) == 40 and backend.calls == [32, 8]
+
+
+class Recording:
+    """A fast backend that notes each batch's size."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.inner = KeywordClassifier()
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        self.calls.append(len(texts))
+        return self.inner.classify(texts)
+
+    def info(self) -> dict:
+        return {"backend": "recording"}
+
+
+def test_idle_runs_share_what_waits() -> None:
+    backend = Recording()
+    batcher = MicroBatcher(backend, runs=2)
+
+    async def main() -> None:
+        await batcher.classify("warm up: both runs are now waiting")
+        backend.calls.clear()
+        await asyncio.gather(*(batcher.classify(f"Summarize note {i}") for i in range(8)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    assert backend.calls == [4, 4]  # not one batch of 8 while the other run idles

@@ -70,6 +70,7 @@ def test_policy_commands(tmp_path: Path, clean_env: dict[str, str]) -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"ROUTER_AUTH": "maybe"}, "ROUTER_AUTH must be off or keys"),
     ({"ROUTER_MAX_BODY_BYTES": "lots"}, "ROUTER_MAX_BODY_BYTES must be a number"),
+    ({"ROUTER_CLASSIFIER_RUNS": "0"}, "ROUTER_CLASSIFIER_RUNS must be positive"),
     ({"ROUTER_CONFIG": "/nonexistent/router.yaml"}, "config file not found"),
 ])
 def test_serve_refuses_bad_configuration_with_a_message(tmp_path: Path, clean_env: dict[str, str],

@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
+from router.config import classifier_layout
 from router.workers import worker_environment
 from storage.db import make_engine
 from storage.queries import list_decisions
@@ -88,3 +90,26 @@ def test_workers_get_a_share_of_the_cores_and_keep_what_the_operator_set() -> No
     env = worker_environment(2, mine, simulator_url=None, metrics_dir="/tmp/m")
     assert env["ROUTER_CLASSIFIER_THREADS"] == "3" and env["PROMETHEUS_MULTIPROC_DIR"] == "/srv/metrics"
     assert "ROUTER_SIMULATOR_URL" not in env
+
+
+def test_each_worker_lays_its_classifier_out_on_its_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("router.workers.os.cpu_count", lambda: 8)
+    env = worker_environment(2, {}, simulator_url=None, metrics_dir="/tmp/m")
+    assert (env["ROUTER_CLASSIFIER_THREADS"], env["ROUTER_CLASSIFIER_RUNS"]) == ("1", "4")
+    env = worker_environment(2, {"ROUTER_CLASSIFIER_THREADS": "2"}, simulator_url=None, metrics_dir="/tmp/m")
+    assert (env["ROUTER_CLASSIFIER_THREADS"], env["ROUTER_CLASSIFIER_RUNS"]) == ("2", "2")
+    env = worker_environment(4, {"ROUTER_CLASSIFIER_RUNS": "bad"}, simulator_url=None, metrics_dir="/tmp/m")
+    assert env["ROUTER_CLASSIFIER_RUNS"] == "bad"  # left for the worker's own check to name
+
+
+@pytest.mark.parametrize(("cores", "threads", "runs", "layout"), [
+    (2, 0, 0, (1, 2)),  # unset: a one-thread run per core
+    (1, 0, 0, (1, 1)),
+    (16, 0, 0, (1, 16)),
+    (8, 0, 1, (2, 1)),  # one run alone: up to two threads, the server needs the rest
+    (8, 0, 2, (4, 2)),
+    (8, 4, 0, (4, 2)),
+    (2, 3, 5, (3, 5)),  # both set: as set
+])
+def test_classifier_layout(cores: int, threads: int, runs: int, layout: tuple[int, int]) -> None:
+    assert classifier_layout(cores, threads, runs) == layout

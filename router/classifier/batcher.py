@@ -1,6 +1,8 @@
 """Async micro-batching for model backends: prompts that arrive together are classified in
 one call, in a worker thread, so the event loop never waits on inference and a busy
-server gets batched throughput. With `runs` > 1, that many batches are classified at once
+server gets batched throughput. A batch is whatever has queued while the runs were busy, so a
+lone prompt starts at once and batches grow with the load (`max_wait_ms` > 0 also holds a
+batch open that long for more). With `runs` > 1, that many batches are classified at once
 (a one-thread ONNX session on each core beats one batch over both cores). The number of
 prompts waiting is bounded: past the bound a prompt is refused at once (ClassifierBusy)
 instead of queueing without end."""
@@ -24,7 +26,7 @@ class ClassifierBusy(RuntimeError):
 
 
 class MicroBatcher:
-    def __init__(self, classifier: Classifier, *, max_batch: int = 32, max_wait_ms: float = 1.0,
+    def __init__(self, classifier: Classifier, *, max_batch: int = 32, max_wait_ms: float = 0.0,
                  max_pending: int = DEFAULT_MAX_PENDING, runs: int = 1) -> None:
         if runs < 1:
             raise ValueError("runs must be at least 1")
@@ -39,6 +41,7 @@ class MicroBatcher:
         self.max_wait_s = max_wait_ms / 1000
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[Prediction]]] | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._idle = 0  # workers waiting for a prompt
         # One inference thread per run in flight: the backend uses its own intra-op threads.
         self.runs = runs
         self._executor = ThreadPoolExecutor(max_workers=runs, thread_name_prefix="classifier")
@@ -52,6 +55,7 @@ class MicroBatcher:
         if self._queue is None or all(worker.done() for worker in self._workers):
             # The first call, or the loop the workers ran on has ended: a fresh queue on this one.
             self._queue = asyncio.Queue()
+            self._idle = 0
             self._workers = [loop.create_task(self._run()) for _ in range(self.runs)]
         elif any(worker.done() for worker in self._workers):
             # One worker failed: replace it, and let the others finish the batches they hold.
@@ -69,16 +73,21 @@ class MicroBatcher:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait_s
-            while len(batch) < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0 and self._queue.empty():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), max(timeout, 0)))
-                except TimeoutError:
-                    break
+            self._idle += 1
+            try:
+                batch = [await self._queue.get()]
+            finally:
+                self._idle -= 1
+            # With other runs idle, this one takes its share of what waits and leaves them the rest.
+            self._drain(batch, -(-(1 + self._queue.qsize()) // (1 + self._idle)))
+            if self.max_wait_s > 0:
+                deadline = loop.time() + self.max_wait_s
+                while len(batch) < self.max_batch and (timeout := deadline - loop.time()) > 0:
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                    except TimeoutError:
+                        break
+                self._drain(batch, self.max_batch)
             live = [(t, f) for t, f in batch if not f.cancelled()]
             if not live:
                 continue
@@ -95,6 +104,12 @@ class MicroBatcher:
             for (_, future), prediction in zip(live, predictions, strict=True):
                 if not future.done():
                     future.set_result(prediction)
+
+    def _drain(self, batch: list[tuple[str, asyncio.Future[Prediction]]], size: int) -> None:
+        """Whatever else is already waiting joins the batch, up to `size` (and max_batch)."""
+        assert self._queue is not None
+        while len(batch) < min(size, self.max_batch) and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
 
     def close(self) -> None:
         for worker in self._workers:
