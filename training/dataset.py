@@ -171,6 +171,9 @@ _WRITING_REQUEST = re.compile(
     r"ツイート|投稿|キャッチ|コピー|ください|下さい|して|しなさい|せよ|教えて|提案|想像|考え")
 
 
+DOLLY_QUESTIONS_DROPPED = "random, questions dropped"  # a dolly row's selection under --dolly-drop-questions
+
+
 def dolly_convention_conflict(category: str, instruction: str) -> bool:
     """A dolly row whose category means something else than our label for it (--dolly-drop-questions)."""
     text = instruction.strip()
@@ -199,11 +202,13 @@ def dolly_examples(path: Path, per_label: int, seed: int, *, drop_questions: boo
     for task, rows in sorted(by_task.items()):
         for row in rng.sample(rows, min(per_label, len(rows))):
             out.append({"prompt": dolly_prompt(row), "task": task, "source": "databricks-dolly-15k-ja",
-                        "license": LICENSES["dolly"], "id": f"dolly-{row['index']}", "train_only": True})
+                        "license": LICENSES["dolly"], "id": f"dolly-{row['index']}", "train_only": True,
+                        "selection": DOLLY_QUESTIONS_DROPPED if drop_questions else "random"})
     return out
 
 
-WRITTEN_FILES = ("ja_written.tsv", "written.tsv", "written_more.tsv", "written_followups.tsv")
+WRITTEN_FILES = ("ja_written.tsv", "written.tsv", "written_more.tsv", "written_followups.tsv",
+                 "written_code_followups.tsv")
 
 
 def read_written_rows(path: Path) -> list[dict[str, str]]:

@@ -33,6 +33,7 @@ from router.classifier.glossary import Glossary, GlossaryError
 from router.classifier.keyword import KeywordClassifier
 from router.classifier.prediction import COMPLEXITY_WEIGHTS, TASK_LABELS
 from router.classifier.text import join_turn_and_context
+from training.dataset import DOLLY_QUESTIONS_DROPPED
 from training.encoder import PromptClassifier, load_encoder
 from training.evaluate import (
     Example,
@@ -156,6 +157,8 @@ def build_commands(args: argparse.Namespace, parser: argparse.ArgumentParser,
     dataset = f"python -m training.dataset --out {args.data.name}"
     if "databricks-dolly-15k-ja" in sources:
         dataset += " --dolly ../shared/data/databricks-dolly-15k-ja/databricks-dolly-15k-ja.jsonl"
+        if any(r.get("selection") == DOLLY_QUESTIONS_DROPPED for r in rows or ()):
+            dataset += " --dolly-drop-questions"
     if "team-written" in sources:
         dataset += " --written"
     lines = [dataset]
