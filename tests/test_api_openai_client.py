@@ -18,10 +18,12 @@ def test_non_streaming_answer_headers_and_row(api: Api) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="router", messages=[{"role": "user", "content": CODE}])
     completion = raw.parse()
-    assert raw.headers["x-router-tier"] == "llama-3-8b"  # easy code -> small tier
+    # The keyword classifier's difficulty (a stand-in from its cue words) reads any code above the
+    # easy-code ceiling, so code goes to the reasoning tier.
+    assert raw.headers["x-router-tier"] == "nemotron-super-49b"
     assert raw.headers["x-router-task"] == "Code Generation"
-    assert completion.model == "meta/llama3-8b-instruct"
-    assert "simulated answer from meta/llama3-8b-instruct" in completion.choices[0].message.content
+    assert completion.model == "nvidia/llama-3.3-nemotron-super-49b-v1"
+    assert "simulated answer from nvidia/llama-3.3-nemotron-super-49b-v1" in completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.completion_tokens > 0
 
     # Committed before the client got the response: a fresh connection sees it at once.
@@ -31,17 +33,18 @@ def test_non_streaming_answer_headers_and_row(api: Api) -> None:
     assert row["id"] == raw.headers["x-router-decision-id"]
     assert row["source"] == "api" and row["status"] == "ok" and row["http_status"] == 200
     assert row["policy_name"] == "task-complexity" and row["policy_version"] == 1
-    assert row["task"] == "Code Generation" and row["rule"] == "easy-code"
-    assert 0 <= row["difficulty"] <= 0.51
-    assert row["reason"] == f"task Code Generation, difficulty {row['difficulty']:.2f} ≤ 0.51"
-    assert row["tier"] == row["routed_tier"] == "llama-3-8b" and row["model"] == "meta/llama3-8b-instruct"
+    assert row["task"] == "Code Generation" and row["rule"] == "code-reasoning"
+    assert 0.34 < row["difficulty"] <= 1
+    assert row["reason"].startswith("task Code Generation")
+    assert row["tier"] == row["routed_tier"] == "nemotron-super-49b"
+    assert row["model"] == "nvidia/llama-3.3-nemotron-super-49b-v1"
     assert row["fallback"] is False or row["fallback"] == 0
     assert row["classifier_backend"] == "keyword"
     assert abs(sum(row["task_probs"].values()) - 1) < 1e-6 if isinstance(row["task_probs"], dict) else True
     assert row["prompt_tokens"] == completion.usage.prompt_tokens
     assert row["completion_tokens"] == completion.usage.completion_tokens
     assert not row["usage_estimated"]
-    expected_cost = (row["prompt_tokens"] * 0.03 + row["completion_tokens"] * 0.06) / 1e6
+    expected_cost = (row["prompt_tokens"] * 0.10 + row["completion_tokens"] * 0.40) / 1e6
     assert row["cost_usd"] == pytest.approx(expected_cost)
     baseline = (row["prompt_tokens"] * 0.30 + row["completion_tokens"] * 0.40) / 1e6
     assert row["baseline_tier"] == "llama-3-70b" and row["baseline_cost_usd"] == pytest.approx(baseline)
@@ -93,7 +96,7 @@ def test_multi_turn_each_turn_is_its_own_decision(api: Api) -> None:
         messages.append({"role": "assistant", "content": raw.parse().choices[0].message.content})
         if follow_up:
             messages.append({"role": "user", "content": follow_up})
-    assert tiers == [("Code Generation", "llama-3-8b"), ("Open QA", "llama-3-70b"), ("Rewrite", "llama-3-8b")]
+    assert tiers == [("Code Generation", "nemotron-super-49b"), ("Open QA", "llama-3-70b"), ("Rewrite", "llama-3-8b")]
     rows = api.decisions()
     assert [r["turn"] for r in rows] == [1, 2, 3]
     assert len({r["conversation_id"] for r in rows}) == 1
@@ -124,11 +127,11 @@ def test_models_route_and_health(sqlite_api: Api) -> None:
                    json={"model": "router", "messages": [{"role": "user", "content": CODE}]})
     assert r.status_code == 200
     body = r.json()
-    assert body["tier"] == "llama-3-8b" and body["rule"] == "easy-code"
-    assert 0 <= body["classification"]["difficulty"] <= 0.51 and body["reason"].startswith("task Code Generation")
+    assert body["tier"] == "nemotron-super-49b" and body["rule"] == "code-reasoning"
+    assert 0.34 < body["classification"]["difficulty"] <= 1 and body["reason"].startswith("task Code Generation")
     probs = body["classification"]["probabilities"]
     assert len(probs) == 11 and abs(sum(probs.values()) - 1) < 1e-4
-    assert body["fallback_order"] == ["llama-3-70b", "nemotron-super-49b"]
+    assert body["fallback_order"] == ["llama-3-70b", "llama-3-8b"]
     assert sqlite_api.decisions() == []  # a dry decision is not logged
 
     health = httpx.get(f"{sqlite_api.url}/health").json()

@@ -85,7 +85,7 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
         send(page, "このアルゴリズムの計算量を説明して", 2)
         lines = page.get_by_test_id("stCaptionContainer").filter(has_text="rule ")
         expect(lines.nth(0)).to_contain_text("Code Generation")
-        expect(lines.nth(0)).to_contain_text("llama-3-8b")
+        expect(lines.nth(0)).to_contain_text("nemotron-super-49b")
         expect(lines.nth(1)).to_contain_text("Open QA")
         expect(lines.nth(1)).to_contain_text("llama-3-70b")
         expect(page.get_by_text("simulated answer from meta/llama3-70b-instruct")).to_be_visible()
@@ -97,7 +97,7 @@ def test_chat_edit_policy_and_see_it_in_costs(console_url: tuple[str, str]) -> N
 
         db = make_engine(database_url)
         rows = list_decisions(db, newest_first=False)
-        assert [(r.task, r.tier, r.source) for r in rows] == [("Code Generation", "llama-3-8b", "playground"),
+        assert [(r.task, r.tier, r.source) for r in rows] == [("Code Generation", "nemotron-super-49b", "playground"),
                                                               ("Open QA", "llama-3-70b", "playground")]
         assert [r.verdict for r in reviews_for(db, rows[0].id)] == ["thumbs_down"]
 

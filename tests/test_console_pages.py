@@ -18,7 +18,6 @@ from storage.db import make_engine
 from storage.queries import list_decisions
 from storage.reviews import reviews_for
 from tests.conftest import Simulator, write_config
-from tests.test_api_openai_client import HARD
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30
@@ -102,7 +101,7 @@ def test_playground_two_turns_with_decision_lines(console: str) -> None:
     assert [m.name for m in messages] == ["user", "assistant", "user", "assistant"]
     captions = [c.value for c in at.caption if "rule `" in c.value]
     assert len(captions) == 2
-    assert "**Code Generation**" in captions[0] and "→ **llama-3-8b**" in captions[0]
+    assert "**Code Generation**" in captions[0] and "→ **nemotron-super-49b**" in captions[0]
     assert "**Open QA**" in captions[1] and "→ **llama-3-70b**" in captions[1]
     assert "TTFT" in captions[0] and "baseline llama-3-70b" in captions[0]
     rows = list_decisions(db(console), newest_first=False)
@@ -182,16 +181,18 @@ def test_dry_run_counts_changes_cost_and_misroutes(console: str) -> None:
     code_row = next(r for r in list_decisions(engine) if r.task == "Code Generation")
     from storage.reviews import add_review
 
-    add_review(engine, code_row.id, "misrouted", correct_tier="nemotron-super-49b")
+    # The keyword classifier reads the code above easy-code's ceiling: 49B, which a reviewer thinks too much.
+    assert code_row.tier == "nemotron-super-49b"
+    add_review(engine, code_row.id, "misrouted", correct_tier="llama-3-8b")
     at.switch_page("pages/policies.py").run()
-    edit_rules(at, {1: {"tier": "nemotron-super-49b"}})
+    edit_rules(at, {2: {"tier": "llama-3-8b"}})  # code-reasoning -> 8B
     at.button(key="form_dry").click().run()
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Replayed"] == "3"
     assert metrics["Would change tier"] == "1 (33%)"
     assert metrics["Misroutes fixed / introduced"] == "1 / 0"
-    assert float(metrics["Cost after"].strip("$")) > float(metrics["Cost before"].strip("$"))
+    assert float(metrics["Cost after"].strip("$")) < float(metrics["Cost before"].strip("$"))
     assert len(store.list_versions(engine, "task-complexity")) == 1  # a dry run saves nothing
 
 
@@ -245,7 +246,7 @@ def test_review_a_decision_and_see_the_matrices(console: str) -> None:
 def test_costs_page_charts_have_one_series_per_tier(console: str) -> None:
     at = app()
     for prompt in ("Write a Python function that reverses a list", "What is the capital of France?",
-                   HARD):
+                   "Summarize the following notes: ship on Friday"):
         chat(at, prompt)
     at.switch_page("pages/costs.py").run()
     assert not at.exception, at.exception

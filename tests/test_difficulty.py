@@ -20,7 +20,16 @@ from router.classifier.triton import TritonClassifier
 from tests.kserve_peer import Model, grpc_peer, http_peer
 from tests.tiny_artifact import DIFFICULTY_BIAS, DIFFICULTY_LENGTH_WEIGHT, build, difficulty_weight
 from training import difficulty_graph
-from training.difficulty import Embedder, Head, auc, calibration_error, fit_head, install, within_source_auc
+from training.difficulty import (
+    Embedder,
+    Head,
+    Mixture,
+    auc,
+    calibration_error,
+    fit_head,
+    install,
+    within_source_auc,
+)
 from training.outcomes import NearDuplicates, outcome_rows
 
 TEXTS = ["prove the story", "hello", "prove prove prove the list", "Write a Python function please", ""]
@@ -242,3 +251,25 @@ def test_the_maintainers_judgments_parse_and_a_bad_line_is_named(tmp_path: Path)
         judged_rows(path)
     path.write_text("0.2\tWrite hello world.\n", encoding="utf-8")
     assert [(r.text, r.failure) for r in judged_rows(path)] == [("Write hello world.", 0.2)]
+
+
+def test_a_code_head_is_mixed_in_by_the_code_probability(tmp_path: Path) -> None:
+    folder = build(tmp_path / "mixed", difficulty=True)
+    width = len(difficulty_weight()) + 1
+    rng = np.random.default_rng(3)
+    mixture = Mixture(Head(rng.normal(0, 0.5, width).astype(np.float32), -0.2),
+                      Head(rng.normal(0, 0.5, width).astype(np.float32), 0.4))
+    install(mixture, folder)
+    predictions = OnnxClassifier(folder).classify(TEXTS)
+    features, p_code = Embedder(folder).read(TEXTS)
+    assert list(p_code) == pytest.approx([p.probabilities["Code Generation"] for p in predictions], abs=1e-6)
+    expected = mixture(features, p_code)
+    assert [p.difficulty for p in predictions] == pytest.approx(list(expected), abs=1e-5)
+    # Neither head alone: the mix sits between them, weighted by each prompt's code probability.
+    general, code = mixture.general(features), mixture.code(features)
+    assert all(min(g, c) - 1e-6 <= d <= max(g, c) + 1e-6 for g, c, d in zip(general, code, expected, strict=True))
+    install(mixture.general, folder)  # back to one head: the code head's nodes leave with the old one
+    assert [p.difficulty for p in OnnxClassifier(folder).classify(TEXTS)] == pytest.approx(list(general), abs=1e-5)
+    with pytest.raises(ValueError, match="code head needs its task column"):
+        difficulty_graph.attach_difficulty(difficulty_graph.load(folder / "model.onnx"), np.zeros(width - 1), 0.0,
+                                           code_index=4)

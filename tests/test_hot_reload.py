@@ -29,23 +29,26 @@ def wait_for(api: Api, expected: tuple[str, int], limit_s: float = 2.0) -> float
 
 
 def test_activation_and_rollback_reach_the_running_server(api: Api) -> None:
-    assert routed_tier(api) == ("llama-3-8b", 1)
+    assert routed_tier(api) == ("nemotron-super-49b", 1)  # the keyword classifier's code reads above easy-code
     # Another process's view of the same database: a separate engine.
     other = make_engine(api.runtime.db.url.render_as_string(hide_password=False))
     try:
         doc = api.runtime.registry.get().policy.to_document()
-        doc["rules"] = [r for r in doc["rules"] if r["name"] != "easy-code"]  # all code -> 49B
-        stored = policy_admin.save(other, doc, created_by="test", comment="no easy-code", activate=True)
+        doc["rules"] = [r for r in doc["rules"] if r["name"] != "code-reasoning"]
+        for rule in doc["rules"]:
+            if rule["name"] == "easy-code":
+                rule.pop("difficulty")  # all code -> 8B
+        stored = policy_admin.save(other, doc, created_by="test", comment="all code to 8B", activate=True)
         assert stored.version == 2
-        wait_for(api, ("nemotron-super-49b", 2))
+        wait_for(api, ("llama-3-8b", 2))
         r = httpx.post(f"{api.base_url}/chat/completions", json={"messages": CODE})
-        assert r.headers["x-router-tier"] == "nemotron-super-49b"
+        assert r.headers["x-router-tier"] == "llama-3-8b"
         assert r.headers["x-router-policy"] == "task-complexity@2"
 
         policy_admin.rollback(other, "task-complexity", by="test")
-        wait_for(api, ("llama-3-8b", 1))
+        wait_for(api, ("nemotron-super-49b", 1))
         assert httpx.get(f"{api.url}/health?tiers=0").json()["default_policy"]["version"] == 1
     finally:
         other.dispose()
     rows = api.decisions()
-    assert rows[-1]["policy_version"] == 2 and rows[-1]["tier"] == "nemotron-super-49b"
+    assert rows[-1]["policy_version"] == 2 and rows[-1]["tier"] == "llama-3-8b"

@@ -36,8 +36,8 @@ def scored(task: str, difficulty: float, confidence: float = 0.9) -> Prediction:
 
 @pytest.mark.parametrize(("task", "difficulty", "tier", "rule"), [
     ("Code Generation", 0.3, "llama-3-8b", "easy-code"),
-    ("Code Generation", 0.51, "llama-3-8b", "easy-code"),
-    ("Code Generation", 0.52, "nemotron-super-49b", "code-reasoning"),
+    ("Code Generation", 0.34, "llama-3-8b", "easy-code"),
+    ("Code Generation", 0.35, "nemotron-super-49b", "code-reasoning"),
     ("Open QA", 0.4, "llama-3-70b", "qa-creative"),
     ("Open QA", 0.55, "nemotron-super-49b", "hard-questions"),
     ("Text Generation", 0.2, "llama-3-70b", "qa-creative"),
@@ -162,7 +162,7 @@ def test_a_prediction_without_a_head_reads_its_complexity_as_difficulty() -> Non
 
 
 def test_the_choice_says_why_in_words() -> None:
-    assert decide(scored("Code Generation", 0.31), POLICY).reason == "task Code Generation, difficulty 0.31 ≤ 0.51"
+    assert decide(scored("Code Generation", 0.31), POLICY).reason == "task Code Generation, difficulty 0.31 ≤ 0.34"
     assert decide(scored("Open QA", 0.6), POLICY).reason == "task Open QA, difficulty 0.60 ≥ 0.55"
     assert decide(scored("Other", 0.2), POLICY).reason == "no rule matched (task Other, difficulty 0.20)"
     assert decide(scored("Open QA", 0.2, confidence=0.2), POLICY).reason == (

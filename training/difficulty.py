@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +30,7 @@ import onnxruntime as ort
 from router.classifier.artifact import Preprocessor
 from training import difficulty_graph
 from training.outcomes import (
+    CODE_SOURCES,
     JUDGED,
     JUDGED_SOURCE,
     STAND_INS,
@@ -45,6 +47,7 @@ L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 # are the only rows on design, proofs and chat; each counts this many times its source weight.
 JUDGED_WEIGHT = 5.0
 HELD_OUT_SHARE = 0.2
+CODE_TASK = "Code Generation"  # the task whose probability weighs the code head in
 
 
 def held_out(text: str) -> bool:
@@ -64,15 +67,22 @@ class Embedder:
 
     def __call__(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """One row per text: the pooled embedding, then log(1 + unpadded token count)."""
-        out = []
+        return self.read(texts, progress)[0]
+
+    def read(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """The features (as __call__) and each text's Code Generation probability from the task head."""
+        out, code = [], []
+        code_index = self.pre.labels.tasks.index(CODE_TASK)
         # One prompt per run: an int8 model's dynamic activation scales span the batch, as in serving.
         for i, text in enumerate(texts):
             feeds = self.pre.encode([text])
-            (pooled,) = self.session.run([difficulty_graph.POOLED_OUTPUT], feeds)
+            pooled, probs = self.session.run([difficulty_graph.POOLED_OUTPUT, "task_probs"], feeds)
             out.append(np.append(pooled[0], np.log1p(feeds["attention_mask"].sum())))
+            code.append(probs[0, code_index])
             if progress is not None and (i + 1) % 500 == 0:
                 progress(i + 1, len(texts))
-        return np.asarray(out, dtype=np.float32)
+        return np.asarray(out, dtype=np.float32), np.asarray(code, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,19 @@ class Head:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(1.0 / (1.0 + np.exp(-(x @ self.weight + self.bias))))
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """difficulty = (1 - p) * general + p * code, p being the task head's Code Generation
+    probability: code prompts are judged by a head fitted on code outcomes alone, whose scale the
+    other benchmarks (multiple choice, math) do not set."""
+
+    general: Head
+    code: Head
+
+    def __call__(self, x: np.ndarray, p_code: np.ndarray) -> np.ndarray:
+        return np.asarray(self.general(x) + p_code * (self.code(x) - self.general(x)))
 
 
 def source_weights(sources: Sequence[str]) -> np.ndarray:
@@ -189,6 +212,7 @@ class BuildReport:
     tier_success: dict[str, tuple[float, float]]
     calibration_rows: int
     judged_weight: float = JUDGED_WEIGHT
+    code: dict[str, float] | None = None  # the code head: its rows, L2, and held-out code-row figures
 
 
 def calibrate_classes(difficulty: np.ndarray, rows: Sequence[OutcomeRow]) -> dict[str, tuple[float, float]]:
@@ -207,9 +231,23 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
+def choose_l2(x: np.ndarray, target: np.ndarray, weights: np.ndarray, sources: Sequence[str], test: np.ndarray,
+              log: Callable[[str], None], what: str) -> float:
+    """The L2 strength of L2_GRID with the lowest cross-entropy on the held-out rows."""
+    arr = np.asarray(sources)
+    scores = {}
+    for l2 in L2_GRID:
+        head = fit_head(x[~test], target[~test], weights[~test], l2, list(arr[~test]))
+        p = head(x[test])
+        scores[l2] = cross_entropy(p, target[test])
+        log(f"  {what}, l2 {l2:g}: held-out cross-entropy {scores[l2]:.4f}, AUC {auc(p, target[test] > 0.5):.3f}, "
+            f"within-source AUC {within_source_auc(p, target[test], list(arr[test])):.3f}")
+    return min(scores, key=scores.__getitem__)
+
+
 def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judged: Path | None = None,
-          judged_weight: float = JUDGED_WEIGHT, small_tiers: Sequence[str] = ("llama-3-8b",),
-          log: Callable[[str], None] = _say) -> tuple[Head, BuildReport]:
+          judged_weight: float = JUDGED_WEIGHT, small_tiers: Sequence[str] = ("llama-3-8b",), code_head: bool = True,
+          log: Callable[[str], None] = _say) -> tuple[Head | Mixture, BuildReport]:
     drop = NearDuplicates(routellm_prompts(routing))
     rows, dropped = outcome_rows(routing, drop=drop)
     if judged is not None:
@@ -225,46 +263,73 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judge
         spent = time.perf_counter() - started
         log(f"  embedded {done}/{total} ({spent:.0f} s, about {spent / done * (total - done):.0f} s left)")
 
-    x = Embedder(model_dir)([r.text for r in rows], progress)
+    x, p_code = Embedder(model_dir).read([r.text for r in rows], progress)
     target = np.array([r.failure for r in rows])
     sources = [r.source for r in rows]
     weights = source_weights(sources) * np.where(np.array(sources) == JUDGED_SOURCE, judged_weight, 1.0)
     test = np.array([held_out(r.text) for r in rows])
+    l2 = choose_l2(x, target, weights, sources, test, log, "general head")
     train_sources = [s for s, t in zip(sources, test, strict=True) if not t]
     test_sources = [s for s, t in zip(sources, test, strict=True) if t]
-    scores = {}
-    for l2 in L2_GRID:
-        head = fit_head(x[~test], target[~test], weights[~test], l2, train_sources)
-        p = head(x[test])
-        scores[l2] = cross_entropy(p, target[test])
-        log(f"  l2 {l2:g}: held-out cross-entropy {scores[l2]:.4f}, AUC {auc(p, target[test] > 0.5):.3f}, "
-            f"within-source AUC {within_source_auc(p, target[test], test_sources):.3f}")
-    l2 = min(scores, key=scores.__getitem__)
-    head = fit_head(x[~test], target[~test], weights[~test], l2, train_sources)
-    p = head(x[test])
+    general = fit_head(x[~test], target[~test], weights[~test], l2, train_sources)
+    code = np.isin(sources, CODE_SOURCES)
+    mixture: Mixture | None = None
+    code_report = None
+    if code_head and code[~test].any() and code[test].any():
+        cw = source_weights([s for s, c in zip(sources, code, strict=True) if c])
+        code_l2 = choose_l2(x[code], target[code], cw, [s for s, c in zip(sources, code, strict=True) if c],
+                            test[code], log, "code head")
+        held = code & ~test
+        mixture = Mixture(general, fit_head(x[held], target[held], source_weights(list(np.array(sources)[held])),
+                                            code_l2, list(np.array(sources)[held])))
+        code_test = code & test
+        code_sources = list(np.array(sources)[code_test])
+        code_report = {"rows": int(code.sum()), "l2": code_l2,
+                       "within_source_auc": within_source_auc(mixture(x[code_test], p_code[code_test]),
+                                                              target[code_test], code_sources),
+                       "general_within_source_auc": within_source_auc(general(x[code_test]), target[code_test],
+                                                                      code_sources)}
+
+    def predict(rows_x: np.ndarray, rows_p: np.ndarray) -> np.ndarray:
+        return mixture(rows_x, rows_p) if mixture is not None else general(rows_x)
+
+    p = predict(x[test], p_code[test])
     report = {"within_source_auc": within_source_auc(p, target[test], test_sources),
-              "auc_majority_fail": auc(p, target[test] > 0.5), "cross_entropy": scores[l2],
+              "auc_majority_fail": auc(p, target[test] > 0.5),
+              "cross_entropy": cross_entropy(p, target[test]),
               "constant_cross_entropy": cross_entropy(np.full_like(target[test], target[~test].mean()), target[test]),
               "calibration_error": calibration_error(p, target[test]), "prompts": int(test.sum())}
     # Per-class success, calibrated out of sample: the held-out fifth's RouterBench rows, scored by
     # the head that did not see them.
     scored = [i for i, r in enumerate(rows) if test[i] and r.scores]
-    classes = calibrate_classes(head(x[scored]), [rows[i] for i in scored])
-    final = fit_head(x, target, weights, l2, sources)
+    classes = calibrate_classes(predict(x[scored], p_code[scored]), [rows[i] for i in scored])
+    final_general = fit_head(x, target, weights, l2, sources)
+    final: Head | Mixture = final_general
+    if mixture is not None and code_report is not None:
+        code_sources_all = list(np.array(sources)[code])
+        final = Mixture(final_general, fit_head(x[code], target[code], source_weights(code_sources_all),
+                                                code_report["l2"], code_sources_all))
     return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report, classes, len(scored),
-                              judged_weight)
+                              judged_weight, code_report)
 
 
-def install(head: Head, model_dir: Path, tier_success: dict[str, tuple[float, float]] | None = None) -> None:
-    """Write the head into model.onnx (replacing one already there), flag it in labels.json and
-    store the per-class success calibration there."""
+def install(head: Head | Mixture, model_dir: Path, tier_success: dict[str, tuple[float, float]] | None = None
+            ) -> None:
+    """Write the head (or both heads of a mixture) into model.onnx (replacing one already there),
+    flag it in labels.json and store the per-class success calibration there."""
     path = model_dir / "model.onnx"
     model = difficulty_graph.load(path)
     model = difficulty_graph.without_difficulty(model)
-    attached = difficulty_graph.attach_difficulty(model, head.weight[:-1], head.bias, float(head.weight[-1]))
-    difficulty_graph.save(attached, path)
     labels_path = model_dir / "labels.json"
     labels = json.loads(labels_path.read_text(encoding="utf-8"))
+    general = head.general if isinstance(head, Mixture) else head
+    extra: dict[str, Any] = {}
+    if isinstance(head, Mixture):
+        extra = {"code": (head.code.weight[:-1], head.code.bias, float(head.code.weight[-1])),
+                 "code_index": list(labels["tasks"]).index(CODE_TASK)}
+    attached = difficulty_graph.attach_difficulty(model, general.weight[:-1], general.bias, float(general.weight[-1]),
+                                                  **extra)
+    difficulty_graph.save(attached, path)
     labels["difficulty"] = True
     if tier_success is not None:
         labels["tier_success"] = {name: {"intercept": round(a, 6), "slope": round(b, 6), "stand_in": STAND_INS[name]}
@@ -300,7 +365,8 @@ def card_section(report: BuildReport) -> str:
         "while fitting, penalized like the weights (partial pooling; the head keeps their mean), so the weights "
         "lean towards what makes a prompt harder than others of its kind. Sources weighted by 1/sqrt(size); L2 "
         f"chosen by cross-entropy on a held-out fifth of these rows (by prompt hash): {report.l2:g}.\n\n"
-        f"Held-out fifth ({h['prompts']} prompts): AUC for 'most small models fail' {h['auc_majority_fail']:.3f} "
+        + (code_note(report.code) if report.code else "")
+        + f"Held-out fifth ({h['prompts']} prompts): AUC for 'most small models fail' {h['auc_majority_fail']:.3f} "
         f"(within a source, mean {h['within_source_auc']:.3f}), cross-entropy {h['cross_entropy']:.4f} (a "
         f"constant: {h['constant_cross_entropy']:.4f}), calibration error {h['calibration_error']:.3f}. "
         "What it is worth for routing is measured on RouteLLM's data, which it never saw: "
@@ -314,6 +380,15 @@ def card_section(report: BuildReport) -> str:
         "Python tasks) answered by 2023-2024 models; chat, writing and Japanese prompts are read through the "
         f"multilingual encoder, {own_labels}.\n"
     )
+
+
+def code_note(code: dict[str, float]) -> str:
+    return ("- Code: a second head of the same form, fitted on the code benchmarks alone (" + ", ".join(CODE_SOURCES)
+            + f"; {code['rows']:.0f} rows, L2 {code['l2']:g}), and the output is (1 - p) * general + p * code, p "
+            "being the task head's Code Generation probability: the general head puts code on the scale of "
+            "multiple-choice and math questions, where one short exercise lands above another by chance. On the "
+            f"held-out fifth's code rows, within-source AUC {code['within_source_auc']:.3f} (the general head "
+            f"alone: {code['general_within_source_auc']:.3f}).\n\n")
 
 
 def write_card(model_dir: Path, section: str) -> None:
@@ -338,10 +413,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"share each judgment counts (default {JUDGED_WEIGHT:g})")
     parser.add_argument("--small-tiers", nargs="+", default=["llama-3-8b"], help="the tiers the reviews' "
                         "small-tier outcomes are about (default: llama-3-8b)")
+    parser.add_argument("--no-code-head", action="store_true", help="one head for every prompt (by default code "
+                        "prompts are judged by a second head fitted on the code benchmarks alone)")
     args = parser.parse_args(argv)
     try:
         head, report = build(args.routing, args.model, reviews=args.reviews, judged=args.judged,
-                             judged_weight=args.judged_weight, small_tiers=args.small_tiers)
+                             judged_weight=args.judged_weight, small_tiers=args.small_tiers,
+                             code_head=not args.no_code_head)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

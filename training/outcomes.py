@@ -39,6 +39,9 @@ ROUTERBENCH_TEST = ("arc_challenge_test.csv", "mbpp_test.csv", "winograde_test.c
 ROUTERDC_TRAIN = ("arc_challenge_train.json", "arc_easy_train.json", "gsm8k-train.json", "humaneval_train.json",
                   "mbpp.json", "MATH_prealgebra.json", "mmlu_train.json")
 
+# The code benchmarks among them: the code head of the difficulty build is fitted on these alone.
+CODE_SOURCES = ("routerbench/mbpp", "routerdc/humaneval_train", "routerdc/mbpp")
+
 SHINGLE = 8  # words per shingle for the near-duplicate test
 NEAR_DUPLICATE = 0.5  # share of a prompt's shingles found in the test prompts
 
