@@ -213,3 +213,24 @@ def test_a_tolerance_rule_needs_two_tiers_with_a_quality_class() -> None:
     doc["tiers"]["llama-3-8b"]["quality_class"] = "tiny"
     with pytest.raises(PolicyError, match=r"tiers\.llama-3-8b\.quality_class"):
         parse_policy(doc)
+
+
+def spread(top: dict[str, float], difficulty: float = 0.2) -> Prediction:
+    """A prediction with the given probabilities and the rest spread evenly over the other tasks."""
+    rest = (1 - sum(top.values())) / (len(TASK_LABELS) - len(top))
+    probs = {t: top.get(t, rest) for t in TASK_LABELS}
+    return Prediction(max(probs, key=probs.__getitem__), probs, 0.0, {}, "test", difficulty=difficulty)
+
+
+def test_below_the_floor_two_likeliest_tasks_with_one_tier_still_route() -> None:
+    shorter = spread({"Summarization": 0.34, "Rewrite": 0.29})  # both light edits
+    d = decide(shorter, POLICY, previous_tier="llama-3-70b")
+    assert (d.tier, d.rule) == ("llama-3-8b", "light-edits")
+    assert "Summarization at 0.34, below the floor 0.35, but Rewrite at 0.29 goes to the same tier" in d.reason
+    # Two likeliest tasks bound for different tiers: the floor holds.
+    torn = spread({"Summarization": 0.34, "Open QA": 0.29})
+    assert decide(torn, POLICY, previous_tier="nemotron-super-49b").rule == CONFIDENCE_FLOOR
+    # Together under the floor: it holds too, and a flat reading never passes.
+    assert decide(spread({"Summarization": 0.2, "Rewrite": 0.1}), POLICY).rule == CONFIDENCE_FLOOR
+    flat = Prediction("Rewrite", {t: 1 / len(TASK_LABELS) for t in TASK_LABELS}, 0.0, {}, "test")
+    assert decide(flat, POLICY).rule == CONFIDENCE_FLOOR
