@@ -24,12 +24,23 @@ def storable_text(text: str) -> str:
     return _UNSTORABLE.sub(_standin, text) if _UNSTORABLE.search(text) else text
 
 
+# Values that hold no text: passed through without a call (a decision row is mostly these, and
+# storable() runs on the event loop for every request).
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def storable(value: Any) -> Any:
     """A value with every string in it (dict keys and nested values too) made storable."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is str:
         return storable_text(value)
     if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
+        return {(storable_text(k) if type(k) is str else storable(k)): (v if type(v) in _PLAIN else storable(v))
+                for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [storable(v) for v in value]
+        return [v if type(v) in _PLAIN else storable(v) for v in value]
+    if isinstance(value, str):  # a str subclass
+        return storable_text(value)
     return value
