@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import sys
 import time
 from itertools import count
 from pathlib import Path
 
-from bench.common import PROMPTS, command_line, inference_ms, percentile
+from bench.common import PROMPTS, command_line, inference_ms, percentile, salt
 from router.classifier.batcher import MicroBatcher
 from router.classifier.onnx import OnnxClassifier
 
@@ -29,7 +28,7 @@ SETUPS = ((2, 1), (1, 1), (1, 2))
 
 async def drive(batcher: MicroBatcher, callers: int, seconds: float) -> tuple[int, list[float]]:
     numbers = count()
-    salt = random.randint(10**8, 10**9 - 1)  # the suffix's shape is the one inference_ms times
+    run_salt = salt()  # the suffix's shape is the one inference_ms times
     waits: list[float] = []
     stop = time.perf_counter() + seconds
 
@@ -37,7 +36,7 @@ async def drive(batcher: MicroBatcher, callers: int, seconds: float) -> tuple[in
         while time.perf_counter() < stop:
             i = next(numbers)
             start = time.perf_counter()
-            await batcher.classify(f"{PROMPTS[i % len(PROMPTS)]} ({salt}-{i})")
+            await batcher.classify(f"{PROMPTS[i % len(PROMPTS)]} ({run_salt}-{i})")
             waits.append((time.perf_counter() - start) * 1000)
 
     await asyncio.gather(*(caller() for _ in range(callers)))

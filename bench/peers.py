@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from bench.common import (
     free_port,
     inference_ms,
     require_wrk,
+    salt,
     start,
     start_stack,
     wait_http,
@@ -119,7 +119,7 @@ def script(path: Path, model: str, *, unique: bool) -> Path:
 def salted(lua: Path) -> Path:
     """A copy of the script with a salt no earlier run used (nine digits, as inference_ms times)."""
     copy = lua.with_name(f"{lua.stem}-{uuid.uuid4().hex[:12]}.lua")
-    copy.write_text(lua.read_text().replace("__SALT__", str(random.randint(10**8, 10**9 - 1))))
+    copy.write_text(lua.read_text().replace("__SALT__", str(salt())))
     return copy
 
 

@@ -96,7 +96,7 @@ class Settings:
 def classifier_layout(cores: int, threads: int = 0, runs: int = 0) -> tuple[int, int]:
     """(intra-op threads per run, runs at once) for a model classifier on `cores` cores; 0 means
     unset. Unset, each core gets a one-thread run of its own: fresh prompts under load are
-    classified 1.1-1.6x faster than by one batch over every core (README, Benchmarks). One run
+    classified 1.1-1.3x faster than by one batch over every core (README, Benchmarks). One run
     alone gets up to two threads, since it shares the host with the server."""
     cores = max(1, cores)
     if threads and runs:

@@ -258,28 +258,30 @@ def decide(prediction: Prediction, policy: Policy, previous_tier: str | None = N
         unsure = f"{prediction.task} at {prediction.confidence:.2f}, below the floor {policy.confidence_floor:.2f}"
         agreed = _agreeing_runner_up(prediction, policy)
         if agreed is not None:
-            choice = _by_rules(prediction, policy)
-            return RouteChoice(choice.tier, choice.rule, f"{choice.reason} ({unsure}, but {agreed})")
+            choice, words = agreed
+            return RouteChoice(choice.tier, choice.rule, f"{choice.reason} ({unsure}, but {words})")
         if previous_tier is not None and previous_tier in policy.tiers:
             return RouteChoice(previous_tier, CONFIDENCE_FLOOR, f"{unsure}; previous turn's tier")
         return RouteChoice(policy.default_tier, CONFIDENCE_FLOOR, f"{unsure}; default tier")
     return _by_rules(prediction, policy)
 
 
-def _agreeing_runner_up(prediction: Prediction, policy: Policy) -> str | None:
+def _agreeing_runner_up(prediction: Prediction, policy: Policy) -> tuple[RouteChoice, str] | None:
     """When the second likeliest task routes to the same tier as the first and the two together
     reach the confidence floor, the tier is not in doubt though the task is ("shorter, please"
-    read as Summarization 0.34 and Rewrite 0.29): the words for it, else None. A flat
-    distribution never qualifies: its two likeliest tasks sum to far below any useful floor."""
+    read as Summarization 0.34 and Rewrite 0.29): the first task's choice and the words for it,
+    else None. A flat distribution never qualifies: its two likeliest tasks sum to far below any
+    useful floor."""
     ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
     if len(ranked) < 2 or ranked[0][0] != prediction.task:
         return None
     second, p_second = ranked[1]
     if prediction.confidence + p_second < policy.confidence_floor:
         return None
-    if _by_rules(prediction, policy).tier != _by_rules(replace(prediction, task=second), policy).tier:
+    choice = _by_rules(prediction, policy)
+    if choice.tier != _by_rules(replace(prediction, task=second), policy).tier:
         return None
-    return f"{second} at {p_second:.2f} goes to the same tier"
+    return choice, f"{second} at {p_second:.2f} goes to the same tier"
 
 
 def _by_rules(prediction: Prediction, policy: Policy) -> RouteChoice:

@@ -232,17 +232,19 @@ def _say(message: str) -> None:
 
 
 def choose_l2(x: np.ndarray, target: np.ndarray, weights: np.ndarray, sources: Sequence[str], test: np.ndarray,
-              log: Callable[[str], None], what: str) -> float:
-    """The L2 strength of L2_GRID with the lowest cross-entropy on the held-out rows."""
+              log: Callable[[str], None], what: str) -> tuple[float, Head]:
+    """The L2 strength of L2_GRID with the lowest cross-entropy on the held-out rows, and the head
+    fitted with it on the other rows."""
     arr = np.asarray(sources)
-    scores = {}
+    scores: dict[float, tuple[float, Head]] = {}
     for l2 in L2_GRID:
         head = fit_head(x[~test], target[~test], weights[~test], l2, list(arr[~test]))
         p = head(x[test])
-        scores[l2] = cross_entropy(p, target[test])
-        log(f"  {what}, l2 {l2:g}: held-out cross-entropy {scores[l2]:.4f}, AUC {auc(p, target[test] > 0.5):.3f}, "
+        scores[l2] = (cross_entropy(p, target[test]), head)
+        log(f"  {what}, l2 {l2:g}: held-out cross-entropy {scores[l2][0]:.4f}, AUC {auc(p, target[test] > 0.5):.3f}, "
             f"within-source AUC {within_source_auc(p, target[test], list(arr[test])):.3f}")
-    return min(scores, key=scores.__getitem__)
+    best = min(scores, key=lambda l2: scores[l2][0])
+    return best, scores[best][1]
 
 
 def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judged: Path | None = None,
@@ -268,27 +270,25 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judge
     sources = [r.source for r in rows]
     weights = source_weights(sources) * np.where(np.array(sources) == JUDGED_SOURCE, judged_weight, 1.0)
     test = np.array([held_out(r.text) for r in rows])
-    l2 = choose_l2(x, target, weights, sources, test, log, "general head")
-    train_sources = [s for s, t in zip(sources, test, strict=True) if not t]
+    l2, general = choose_l2(x, target, weights, sources, test, log, "general head")
     test_sources = [s for s, t in zip(sources, test, strict=True) if t]
-    general = fit_head(x[~test], target[~test], weights[~test], l2, train_sources)
-    code = np.isin(sources, CODE_SOURCES)
+    by_source = np.asarray(sources)
+    code = np.isin(by_source, CODE_SOURCES)
     mixture: Mixture | None = None
     code_report = None
     if code_head and code[~test].any() and code[test].any():
-        cw = source_weights([s for s, c in zip(sources, code, strict=True) if c])
-        code_l2 = choose_l2(x[code], target[code], cw, [s for s, c in zip(sources, code, strict=True) if c],
-                            test[code], log, "code head")
+        code_l2, _ = choose_l2(x[code], target[code], source_weights(list(by_source[code])), list(by_source[code]),
+                               test[code], log, "code head")
+        # Refitted with the train part's own source weights (the choice above weighs by all code rows).
         held = code & ~test
-        mixture = Mixture(general, fit_head(x[held], target[held], source_weights(list(np.array(sources)[held])),
-                                            code_l2, list(np.array(sources)[held])))
+        mixture = Mixture(general, fit_head(x[held], target[held], source_weights(list(by_source[held])), code_l2,
+                                            list(by_source[held])))
         code_test = code & test
-        code_sources = list(np.array(sources)[code_test])
         code_report = {"rows": int(code.sum()), "l2": code_l2,
                        "within_source_auc": within_source_auc(mixture(x[code_test], p_code[code_test]),
-                                                              target[code_test], code_sources),
+                                                              target[code_test], list(by_source[code_test])),
                        "general_within_source_auc": within_source_auc(general(x[code_test]), target[code_test],
-                                                                      code_sources)}
+                                                                      list(by_source[code_test]))}
 
     def predict(rows_x: np.ndarray, rows_p: np.ndarray) -> np.ndarray:
         return mixture(rows_x, rows_p) if mixture is not None else general(rows_x)
@@ -303,12 +303,10 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judge
     # the head that did not see them.
     scored = [i for i, r in enumerate(rows) if test[i] and r.scores]
     classes = calibrate_classes(predict(x[scored], p_code[scored]), [rows[i] for i in scored])
-    final_general = fit_head(x, target, weights, l2, sources)
-    final: Head | Mixture = final_general
-    if mixture is not None and code_report is not None:
-        code_sources_all = list(np.array(sources)[code])
-        final = Mixture(final_general, fit_head(x[code], target[code], source_weights(code_sources_all),
-                                                code_report["l2"], code_sources_all))
+    final: Head | Mixture = fit_head(x, target, weights, l2, sources)
+    if code_report is not None:
+        final = Mixture(final, fit_head(x[code], target[code], source_weights(list(by_source[code])),
+                                        code_report["l2"], list(by_source[code])))
     return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report, classes, len(scored),
                               judged_weight, code_report)
 
