@@ -210,3 +210,64 @@ def test_concurrent_submitters(db) -> None:
     wait(futures, timeout=20)
     log.close()
     assert len(list_decisions(db, limit=1000)) == 200
+
+
+def test_the_writers_own_insert_stores_what_sqlalchemys_insert_stores(db) -> None:
+    from sqlalchemy import insert, select
+
+    from storage.decision_insert import DecisionInserter
+    from storage.models import DECISIONS
+
+    def full(**fields) -> dict:  # every column set, as the engine's records are
+        rec = record(conversation_id="c", turn=2, stream=True, policy_name="p", policy_version=3, task="Rewrite",
+                     confidence=0.5, task_probs={"Rewrite": 0.5, "日本語": 0.25}, complexity_dims={"reasoning": 0.1},
+                     difficulty=0.3, tier_success={"small": 0.7}, attempts=[{"tier": "t", "ms": 1.5, "error": None}],
+                     fallback=True, usage_estimated=True, cost_usd=1e-6, prompt="もっと簡潔に", response="ok", **fields)
+        return rec.to_row()
+
+    ours, theirs = full(), full()
+    inserter = DecisionInserter(db)
+    try:
+        inserter.write([ours])
+    finally:
+        inserter.close()
+    with db.begin() as conn:
+        conn.execute(insert(DECISIONS), [theirs])
+    with db.connect() as conn:
+        got = {r.id: r._asdict() for r in conn.execute(select(DECISIONS).where(DECISIONS.c.id.in_([ours["id"],
+                                                                                                   theirs["id"]])))}
+    a, b = got[ours["id"]], got[theirs["id"]]
+    assert {k: v for k, v in a.items() if k not in ("id", "created_at")} == \
+        {k: v for k, v in b.items() if k not in ("id", "created_at")}
+    assert a["task_probs"] == {"Rewrite": 0.5, "日本語": 0.25} and a["stream"] is True
+    assert a["created_at"].replace(tzinfo=None) == ours["created_at"].replace(tzinfo=None)
+    with db.connect() as conn:  # stored as the same text on SQLite, where the console's range filters compare it
+        kinds = conn.execute(text("SELECT created_at FROM decisions WHERE id IN (:a, :b)"),
+                             {"a": ours["id"], "b": theirs["id"]}).scalars().all()
+    assert len({type(k) for k in kinds}) == 1 and all(len(str(k)) == len(str(kinds[0])) for k in kinds)
+
+
+def test_the_writers_own_insert_reports_outages_and_refused_rows_as_sqlalchemy_does(tmp_path) -> None:
+    from sqlalchemy import exc as sa_exc
+
+    from storage.decision_insert import DecisionInserter
+
+    path = tmp_path / "r.db"
+    migrate(make_engine(f"sqlite:///{path}"))
+    db = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    inserter = DecisionInserter(db)
+    try:
+        with pytest.raises(sa_exc.IntegrityError):  # NOT NULL status: a refused row, which the log sets aside
+            inserter.write([{**record().to_row(), "status": None}])
+        inserter.write([record().to_row()])  # the same connection goes on
+        lock = sqlite3.connect(path)
+        lock.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(sa_exc.OperationalError):  # busy: an outage, which the log retries
+            inserter.write([record().to_row()])
+        lock.rollback()
+        lock.close()
+        inserter.write([record().to_row()])  # on a fresh connection
+    finally:
+        inserter.close()
+        db.dispose()
+    assert len(list_decisions(make_engine(f"sqlite:///{path}"), limit=10)) == 2
