@@ -196,3 +196,17 @@ def test_training_followups_are_worded_apart_from_the_dev_set() -> None:
     assert all("\n" in row["context"] for row in rows)
     closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in rows for other in dev)
     assert closest < 0.7
+
+
+def test_the_casual_dev_set_is_never_trained_on_and_its_training_kin_is_worded_apart() -> None:
+    dev = read_written_rows(LABELS_DIR / "casual_dev.tsv")
+    assert "casual_dev.tsv" not in WRITTEN_FILES and len(dev) >= 100
+    assert {row["task"] for row in dev} == set(TASK_LABELS)
+    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
+    assert not trained & {row["prompt"] for row in dev}
+    casual = read_written_rows(LABELS_DIR / "written_casual.tsv")  # tried, not in the shipped build's data
+    assert len(casual) >= 100 and all(row["task"] in TASK_LABELS for row in casual)
+    others = [row["prompt"].lower() for row in dev] + [
+        row["prompt"].lower() for row in read_written_rows(LABELS_DIR / "followups_dev.tsv")]
+    closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in casual for other in others)
+    assert closest < 0.7
