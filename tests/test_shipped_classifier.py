@@ -98,6 +98,32 @@ def test_every_prediction_has_a_learned_difficulty(model: OnnxClassifier) -> Non
         assert 0.0 <= p.difficulty <= 1.0
 
 
+# Written for this test, none of them in training/labels/difficulty_written.tsv (the judgments the
+# difficulty head learned design and proofs from): the seed routes hard design and math to the
+# reasoning tier, and everyday requests below it.
+HARD = ("Design a distributed key-value store that stays consistent across data centers, with leader election.",
+        "Design the architecture of a distributed message queue with exactly-once delivery and explain the "
+        "trade-offs.",
+        "分散システムで強整合性のあるキーバリューストアを設計して。リーダー選出も含めて。",
+        "数百万ユーザー規模のチャットサービスのバックエンドを設計してください。スケーラビリティと可用性を考慮して。",
+        "Compute the eigenvalues of the matrix [[2,1,0],[1,2,1],[0,1,2]] and explain the method.",
+        "ゲーデルの不完全性定理を証明の概略とともに説明してください。")
+EVERYDAY = ("What is the capital of France?", "Write a short poem about autumn.",
+            "Give me three ideas for a birthday party.", "こんにちは！元気？", "日本の首都はどこですか？")
+
+
+def test_hard_design_and_math_go_to_the_reasoning_tier_and_everyday_requests_do_not(model: OnnxClassifier) -> None:
+    from router.policy import decide
+
+    seed = load_seed(DEFAULT_CONFIG)
+    policy = seed.policies[seed.default_policy]
+    hard = [(decide(p, policy, None).tier, p.task, round(p.difficulty, 2)) for p in model.classify(list(HARD))]
+    assert all(tier == "nemotron-super-49b" for tier, _, _ in hard), hard
+    everyday = [(decide(p, policy, None).tier, p.task, round(p.difficulty, 2)) for p in model.classify(list(EVERYDAY))]
+    assert all(tier != "nemotron-super-49b" for tier, _, _ in everyday), everyday
+    assert max(d for _, _, d in everyday) < min(d for _, _, d in hard), (everyday, hard)
+
+
 def test_the_seed_conversation_and_easy_code_route_through_the_api(tmp_path: Path, sqlite_url: str,
                                                                    simulator: Simulator) -> None:
     api = Api(make_runtime(sqlite_url, write_config(tmp_path), simulator, classifier="onnx"))
