@@ -2,7 +2,8 @@
 from public per-prompt outcomes (training/outcomes.py) on the shipped classifier's own pooled
 embedding, and attached to its ONNX graph as the `difficulty` output.
 
-    python -m training.difficulty --routing ../shared/data/routing --model models/prompt-classifier --judged --judged-weight 1
+    python -m training.difficulty --routing ../shared/data/routing --model models/prompt-classifier \
+        --judged --judged-weight 1
 
 The target of a prompt is the share of small models that fell short on it (a soft label), so the
 logistic head is fitted by cross-entropy on that share and its output is calibrated in that sense.
