@@ -82,6 +82,12 @@ def main() -> int:
         lambda i: loop.run_until_complete(runtime.engine.plan(requests[i % len(requests)])), n)
     results["parse request"] = timed(
         lambda i: parse_chat_request({"messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]}), n)
+    # The classifier's batcher runs on this loop: stop it there, or its tasks die noisily at exit.
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
     runtime.close()
 
     bursts = {}
