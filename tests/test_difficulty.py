@@ -273,3 +273,18 @@ def test_a_code_head_is_mixed_in_by_the_code_probability(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="code head needs its task column"):
         difficulty_graph.attach_difficulty(difficulty_graph.load(folder / "model.onnx"), np.zeros(width - 1), 0.0,
                                            code_index=4)
+
+
+def test_the_difficulty_dev_set_is_never_trained_on(tmp_path: Path) -> None:
+    from bench.difficulty_dev import read_dev
+    from training.outcomes import judged_rows
+
+    rows = read_dev()
+    kinds = [kind for kind, _ in rows]
+    assert kinds.count("hard") >= 15 and kinds.count("everyday") >= 10
+    assert any("\u3040" <= ch <= "\u30ff" for _, prompt in rows for ch in prompt)  # Japanese too
+    assert not {prompt for _, prompt in rows} & {r.text for r in judged_rows()}
+    bad = tmp_path / "dev.tsv"
+    bad.write_text("kind\tprompt\nhard\tok\nmedium\tnot a kind\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="expected 'hard' or 'everyday'"):
+        read_dev(bad)
