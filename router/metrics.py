@@ -53,9 +53,9 @@ class Metrics:
         self.dead_letters = Gauge("router_decision_log_dead_letters", "Decision rows the database refused, kept "
                                   "in the dead_letters table since this process started.", registry=r,
                                   multiprocess_mode="livesum")
-        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         self.log_write = Histogram("router_decision_log_write_seconds", "Duration of one group commit.",
                                    buckets=(*FAST_BUCKETS, 0.25, 0.5, 1, 5), registry=r)
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}  # see _child
 
     def _child(self, metric: Any, *values: str) -> Any:
         """metric.labels(*values), kept: prometheus_client checks and converts the values on every

@@ -19,10 +19,13 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine.interfaces import DBAPIModule
 
 from storage.models import DECISIONS
 
 Processor = Callable[[Any], Any] | None
+# What the database says of a row's values, which retrying cannot fix; other driver errors are outages.
+ROW_ERRORS = (sa_exc.IntegrityError, sa_exc.DataError, sa_exc.ProgrammingError, sa_exc.NotSupportedError)
 
 
 class DecisionInserter:
@@ -57,10 +60,11 @@ class DecisionInserter:
         """Insert and commit the rows, or raise SQLAlchemy's exception for the driver's error with
         nothing committed."""
         params = [self.params(r) for r in rows]  # a value no column takes fails here, as in SQLAlchemy
+        dbapi_error = self.db.dialect.loaded_dbapi.Error
         try:
             connection = self._connect()
-        except self.db.dialect.loaded_dbapi.Error as exc:  # unreachable: an outage
-            raise self._wrapped(exc, invalidate=True) from exc
+        except dbapi_error as exc:  # unreachable: an outage
+            raise self._wrapped(exc, None) from exc
         try:
             cursor = connection.cursor()
             try:
@@ -68,9 +72,8 @@ class DecisionInserter:
             finally:
                 cursor.close()
             connection.commit()
-        except self.db.dialect.loaded_dbapi.Error as exc:
-            outage = self.db.dialect.is_disconnect(exc, connection, None) or not _is_data_error(exc)
-            raise self._wrapped(exc, invalidate=outage) from exc
+        except dbapi_error as exc:
+            raise self._wrapped(exc, connection) from exc
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -83,24 +86,24 @@ class DecisionInserter:
             self._connection = self.db.raw_connection()
         return self._connection
 
-    def _wrapped(self, exc: Exception, *, invalidate: bool) -> sa_exc.StatementError:
-        connection = self._connection
-        if connection is not None:
-            if invalidate:  # the next group starts on a fresh connection
-                self._connection = None
+    def _wrapped(self, exc: DBAPIModule.Error, connection: Any) -> sa_exc.StatementError:
+        """SQLAlchemy's exception for the driver's error (its own mapping by the error's class). A row's
+        values (a constraint, a type, a NUL) leave the connection usable after a rollback; anything
+        else is an outage, and the next group starts on a fresh connection."""
+        dialect = self.db.dialect
+        wrapped = sa_exc.DBAPIError.instance(self.sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+        refused_row = (connection is not None and isinstance(wrapped, ROW_ERRORS)
+                       and not dialect.is_disconnect(exc, connection, None))
+        if refused_row:
+            try:
+                connection.rollback()
+            except dialect.loaded_dbapi.Error:
+                self.close()
+        else:
+            self._connection = None
+            if connection is not None:
                 with contextlib.suppress(Exception):
                     connection.invalidate(exc)
-            else:
-                try:
-                    connection.rollback()
-                except self.db.dialect.loaded_dbapi.Error:
-                    self.close()
-        dbapi = self.db.dialect.loaded_dbapi
-        return sa_exc.DBAPIError.instance(self.sql, None, exc, dbapi.Error, connection_invalidated=invalidate,
-                                          dialect=self.db.dialect)
-
-
-def _is_data_error(exc: Exception) -> bool:
-    """Errors about a row's values (a constraint, a type, a NUL), which retrying cannot fix."""
-    return type(exc).__name__ in {"IntegrityError", "DataError", "ProgrammingError", "NotSupportedError"} or any(
-        cls.__name__ in {"IntegrityError", "DataError"} for cls in type(exc).__mro__)
+            if isinstance(wrapped, sa_exc.DBAPIError):
+                wrapped.connection_invalidated = True
+        return wrapped

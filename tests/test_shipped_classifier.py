@@ -98,9 +98,9 @@ def test_every_prediction_has_a_learned_difficulty(model: OnnxClassifier) -> Non
         assert 0.0 <= p.difficulty <= 1.0
 
 
-# Written for this test, none of them in training/labels/difficulty_written.tsv (the judgments the
+# From training/labels/difficulty_dev.tsv, none of them in difficulty_written.tsv (the judgments the
 # difficulty head learned design and proofs from): the seed routes hard design and math to the
-# reasoning tier, and everyday requests below it.
+# reasoning tier, and everyday requests below it (the dev set's misses are left out here).
 HARD = ("Design a distributed key-value store that stays consistent across data centers, with leader election.",
         "Design the architecture of a distributed message queue with exactly-once delivery and explain the "
         "trade-offs.",
