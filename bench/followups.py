@@ -22,9 +22,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact", type=Path, default=Path("models/prompt-classifier"))
     parser.add_argument("--file", type=Path, default=LABELS_DIR / "followups_dev.tsv")
+    parser.add_argument("--int8", choices=["auto", "exact", "native"], default="auto",
+                        help="int8 products (router/classifier/int8_kernels.py); auto: exact where this CPU needs it")
     args = parser.parse_args()
     examples = [Example(row["prompt"], row["task"], row["context"]) for row in read_written_rows(args.file)]
-    classifier = OnnxClassifier(args.artifact)
+    classifier = OnnxClassifier(args.artifact, int8=args.int8)
     with_context = classifier.classify([join_turn_and_context(e.prompt, e.context) for e in examples])
     alone = classifier.classify([e.prompt for e in examples])
     right: Counter[str] = Counter()

@@ -37,6 +37,7 @@ class Settings:
     classifier_max_pending: int = 64  # prompts a model backend may have waiting; past it, 503
     classifier_threads: int = 0  # ONNX Runtime intra-op threads per run; 0: see classifier_layout
     classifier_runs: int = 0  # model batches classified at once; 0: see classifier_layout
+    classifier_int8: str = "auto"  # auto | exact | native: see router/classifier/int8_kernels.py
     simulator_url: str | None = None  # a running tier simulator to use instead of starting one
 
     @classmethod
@@ -62,6 +63,9 @@ class Settings:
         triton_protocol = env.get("ROUTER_TRITON_PROTOCOL", "http")
         if triton_protocol not in ("http", "grpc"):
             raise ValueError(f"ROUTER_TRITON_PROTOCOL must be http or grpc, got {triton_protocol!r}")
+        classifier_int8 = env.get("ROUTER_CLASSIFIER_INT8", "auto")
+        if classifier_int8 not in ("auto", "exact", "native"):
+            raise ValueError(f"ROUTER_CLASSIFIER_INT8 must be auto, exact or native, got {classifier_int8!r}")
         auth = env.get("ROUTER_AUTH", "off")
         if auth not in ("off", "keys"):
             raise ValueError(f"ROUTER_AUTH must be off or keys, got {auth!r}")
@@ -89,6 +93,7 @@ class Settings:
             classifier_threads=(number("ROUTER_CLASSIFIER_THREADS", "1", int)
                                 if env.get("ROUTER_CLASSIFIER_THREADS") else 0),
             classifier_runs=number("ROUTER_CLASSIFIER_RUNS", "1", int) if env.get("ROUTER_CLASSIFIER_RUNS") else 0,
+            classifier_int8=classifier_int8,
             simulator_url=env.get("ROUTER_SIMULATOR_URL") or None,
         )
 

@@ -51,7 +51,8 @@ def make_classifier(settings: Settings, cache_entries: int = 10_000) -> tuple[Cl
             from router.classifier.onnx import OnnxClassifier
 
             threads, _ = classifier_layout(os.cpu_count() or 1, settings.classifier_threads, settings.classifier_runs)
-            inner: Classifier = OnnxClassifier(settings.classifier_model, threads=threads)
+            inner: Classifier = OnnxClassifier(settings.classifier_model, threads=threads,
+                                               int8=settings.classifier_int8)
         elif name == "triton":
             from router.classifier.triton import TritonClassifier
 

@@ -34,7 +34,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_onnx_backend_loads_on_cpu_and_keeps_the_contract(artifact: Path) -> None:
     c = OnnxClassifier(artifact)
     assert c.info() == {"backend": "onnx", "provider": "CPUExecutionProvider", "model": str(artifact / "model.onnx"),
-                        "japanese_glossary": False, "difficulty": "complexity score"}
+                        "japanese_glossary": False, "difficulty": "complexity score", "int8_weights": "as shipped"}
     predictions = c.classify(TEXTS)
     assert [p.task for p in predictions[:2]] == ["Code Generation", "Summarization"]
     for p in predictions:

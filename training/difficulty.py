@@ -29,6 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from router.classifier.artifact import Preprocessor
+from router.classifier.int8_kernels import unsigned_weights, use_exact
 from training import difficulty_graph
 from training.outcomes import (
     CODE_SOURCES,
@@ -63,8 +64,10 @@ class Embedder:
         model = difficulty_graph.load(model_dir / "model.onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads = 0  # every core: this is a build, not the server
-        self.session = ort.InferenceSession(difficulty_graph.with_pooled_output(model).SerializeToString(),
-                                            options, providers=["CPUExecutionProvider"])
+        graph = difficulty_graph.with_pooled_output(model).SerializeToString()
+        if use_exact("auto"):  # the features as serving computes them, not a saturated kernel's
+            graph, _ = unsigned_weights(graph)
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """One row per text: the pooled embedding, then log(1 + unpadded token count)."""

@@ -292,6 +292,9 @@ def main(argv: Iterable[str] | None = None) -> int:
                              "Japanese, MBPP")
     parser.add_argument("--backend", choices=["keyword", "onnx"], default="keyword")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--int8", choices=["auto", "exact", "native"], default="auto",
+                        help="int8 products: exact (unsigned weights), native (as shipped) or auto (exact where "
+                             "this CPU's signed kernel saturates; router/classifier/int8_kernels.py)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--held-out", type=float, help="score only the held-out part of the data, split as "
                         "training.train splits it (e.g. 0.2)")
@@ -313,7 +316,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.backend == "onnx":
         from router.classifier.onnx import OnnxClassifier
 
-        classifier: Classifier = OnnxClassifier(args.model)
+        classifier: Classifier = OnnxClassifier(args.model, int8=args.int8)
     else:
         classifier = KeywordClassifier()
     seed = load_seed(DEFAULT_CONFIG)

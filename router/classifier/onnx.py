@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from router.classifier.artifact import DIFFICULTY, INPUTS, OUTPUTS, ArtifactError, Preprocessor
+from router.classifier.int8_kernels import unsigned_weights, use_exact
 from router.classifier.prediction import Prediction
 from router.classifier.text import CONTEXT_MARKER, split_turn_and_context
 
@@ -34,7 +35,7 @@ class OnnxClassifier:
     name = "onnx"
 
     def __init__(self, model_dir: Path | str, *, model_file: str = "model.onnx", threads: int | None = None,
-                 providers: Sequence[str] | None = None, allow_untrained: bool = False) -> None:
+                 providers: Sequence[str] | None = None, allow_untrained: bool = False, int8: str = "auto") -> None:
         self.model_dir = Path(model_dir)
         self.model_path = self.model_dir / model_file
         if not self.model_path.is_file():
@@ -47,8 +48,15 @@ class OnnxClassifier:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         wanted = [p for p in (providers or PREFERRED_PROVIDERS) if p in available] or ["CPUExecutionProvider"]
+        # On a CPU whose int8 kernel saturates, the weights go in as uint8: the same numbers, computed
+        # exactly (router/classifier/int8_kernels.py). A GPU runs the model as shipped.
+        self.exact_int8 = "CUDAExecutionProvider" not in wanted and use_exact(int8)
+        self.unsigned_weights = 0
         try:
-            self.session = ort.InferenceSession(str(self.model_path), options, providers=wanted)
+            model: str | bytes = str(self.model_path)
+            if self.exact_int8:
+                model, self.unsigned_weights = unsigned_weights(self.model_path.read_bytes())
+            self.session = ort.InferenceSession(model, options, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own exception types for corrupt models
             raise ArtifactError(f"{self.model_path} cannot be loaded: {exc}") from None
         names = {i.name for i in self.session.get_inputs()}, {o.name for o in self.session.get_outputs()}
@@ -89,4 +97,6 @@ class OnnxClassifier:
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "provider": self.provider, "model": str(self.model_path),
                 "japanese_glossary": self.pre.glossary is not None,
-                "difficulty": "learned head" if DIFFICULTY in self.outputs else "complexity score"}
+                "difficulty": "learned head" if DIFFICULTY in self.outputs else "complexity score",
+                "int8_weights": (f"unsigned, exact on this CPU ({self.unsigned_weights} products)"
+                                 if self.unsigned_weights else "as shipped")}
