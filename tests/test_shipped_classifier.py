@@ -104,6 +104,9 @@ def test_every_prediction_has_a_learned_difficulty(model: OnnxClassifier) -> Non
 HARD = ("Design a distributed key-value store that stays consistent across data centers, with leader election.",
         "Design the architecture of a distributed message queue with exactly-once delivery and explain the "
         "trade-offs.",
+        # Designs the task head reads as code: the code head learns them from the judgments read as code.
+        "Design a URL shortener like bit.ly that scales to billions of links.",
+        "Sketch a fault-tolerant architecture for a stock exchange's order matching engine with microsecond latency.",
         "分散システムで強整合性のあるキーバリューストアを設計して。リーダー選出も含めて。",
         "数百万ユーザー規模のチャットサービスのバックエンドを設計してください。スケーラビリティと可用性を考慮して。",
         "Compute the eigenvalues of the matrix [[2,1,0],[1,2,1],[0,1,2]] and explain the method.",
@@ -142,7 +145,8 @@ def test_the_seed_conversation_and_easy_code_route_through_the_api(tmp_path: Pat
         explained = [(r["task"], round(r["difficulty"], 3), r["rule"], r["reason"]) for r in rows]
         assert tiers == ["nemotron-super-49b", "llama-3-70b", "llama-3-8b"], explained
         assert rows[0]["rule"] == "code-reasoning" and rows[2]["rule"] == "light-edits", explained
-        for prompt in ("PythonでFizzBuzzを書いて", "Write FizzBuzz in Python"):
+        for prompt in ("PythonでFizzBuzzを書いて", "Write FizzBuzz in Python",
+                       "Write a Python function that adds two numbers."):
             body = httpx.post(f"{api.base_url}/route", json={"messages": [{"role": "user", "content": prompt}]}).json()
             assert (body["tier"], body["rule"]) == ("llama-3-8b", "easy-code"), body
         # The tolerance policy compares the tiers' estimated success, learned per quality class.

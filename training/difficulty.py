@@ -50,6 +50,11 @@ L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 JUDGED_WEIGHT = 5.0
 HELD_OUT_SHARE = 0.2
 CODE_TASK = "Code Generation"  # the task whose probability weighs the code head in
+# The judgments the task head reads as code also train the code head, each counting this many times
+# its source's share: the code benchmarks hold only short exercises, so without them a system design
+# read as code ("Design a URL shortener…") sat with the exercises. Chosen by the held-out code
+# benchmark rows' within-source AUC (0.654 without them; 0.654, 0.661, 0.673, 0.668 at 0.5, 1, 2, 4).
+JUDGED_CODE_WEIGHT = 2.0
 
 
 def held_out(text: str) -> bool:
@@ -253,7 +258,8 @@ def choose_l2(x: np.ndarray, target: np.ndarray, weights: np.ndarray, sources: S
 
 def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judged: Path | None = None,
           judged_weight: float = JUDGED_WEIGHT, small_tiers: Sequence[str] = ("llama-3-8b",), code_head: bool = True,
-          log: Callable[[str], None] = _say) -> tuple[Head | Mixture, BuildReport]:
+          judged_code_weight: float = JUDGED_CODE_WEIGHT, log: Callable[[str], None] = _say
+          ) -> tuple[Head | Mixture, BuildReport]:
     drop = NearDuplicates(routellm_prompts(routing))
     rows, dropped = outcome_rows(routing, drop=drop)
     if judged is not None:
@@ -272,23 +278,36 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judge
     x, p_code = Embedder(model_dir).read([r.text for r in rows], progress)
     target = np.array([r.failure for r in rows])
     sources = [r.source for r in rows]
-    weights = source_weights(sources) * np.where(np.array(sources) == JUDGED_SOURCE, judged_weight, 1.0)
     test = np.array([held_out(r.text) for r in rows])
-    l2, general = choose_l2(x, target, weights, sources, test, log, "general head")
-    test_sources = [s for s, t in zip(sources, test, strict=True) if t]
     by_source = np.asarray(sources)
-    code = np.isin(by_source, CODE_SOURCES)
+    benchmark_code = np.isin(by_source, CODE_SOURCES)
+    with_code_head = code_head and bool(benchmark_code[~test].any() and benchmark_code[test].any())
+    judged_code = ((by_source == JUDGED_SOURCE) & (p_code > 0.5) if with_code_head and judged_code_weight > 0
+                   else np.zeros(len(rows), dtype=bool))
+    code = benchmark_code | judged_code
+    # Judgments read as code train the code head only: the general head's output barely counts for
+    # them (weighed by 1 - p), and in it they lifted every "write ..." request, poems included.
+    kept = ~judged_code
+    kept_sources = list(by_source[kept])
+    weights = source_weights(kept_sources) * np.where(by_source[kept] == JUDGED_SOURCE, judged_weight, 1.0)
+    l2, general = choose_l2(x[kept], target[kept], weights, kept_sources, test[kept], log, "general head")
+    test_sources = [s for s, t in zip(sources, test, strict=True) if t]
+
+    def code_weights(mask: np.ndarray) -> np.ndarray:
+        return source_weights(list(by_source[mask])) * np.where(judged_code[mask], judged_code_weight, 1.0)
+
     mixture: Mixture | None = None
     code_report = None
-    if code_head and code[~test].any() and code[test].any():
-        code_l2, _ = choose_l2(x[code], target[code], source_weights(list(by_source[code])), list(by_source[code]),
-                               test[code], log, "code head")
+    if with_code_head:
+        code_l2, _ = choose_l2(x[code], target[code], code_weights(code), list(by_source[code]), test[code], log,
+                               "code head")
         # Refitted with the train part's own source weights (the choice above weighs by all code rows).
         held = code & ~test
-        mixture = Mixture(general, fit_head(x[held], target[held], source_weights(list(by_source[held])), code_l2,
+        mixture = Mixture(general, fit_head(x[held], target[held], code_weights(held), code_l2,
                                             list(by_source[held])))
-        code_test = code & test
-        code_report = {"rows": int(code.sum()), "l2": code_l2,
+        code_test = benchmark_code & test  # scored on the benchmarks' outcomes alone, as before
+        code_report = {"rows": int(code.sum()), "judged_rows": int(judged_code.sum()),
+                       "judged_weight": judged_code_weight, "l2": code_l2,
                        "within_source_auc": within_source_auc(mixture(x[code_test], p_code[code_test]),
                                                               target[code_test], list(by_source[code_test])),
                        "general_within_source_auc": within_source_auc(general(x[code_test]), target[code_test],
@@ -307,10 +326,10 @@ def build(routing: Path, model_dir: Path, *, reviews: Sequence[Path] = (), judge
     # the head that did not see them.
     scored = [i for i, r in enumerate(rows) if test[i] and r.scores]
     classes = calibrate_classes(predict(x[scored], p_code[scored]), [rows[i] for i in scored])
-    final: Head | Mixture = fit_head(x, target, weights, l2, sources)
+    final: Head | Mixture = fit_head(x[kept], target[kept], weights, l2, kept_sources)
     if code_report is not None:
-        final = Mixture(final, fit_head(x[code], target[code], source_weights(list(by_source[code])),
-                                        code_report["l2"], list(by_source[code])))
+        final = Mixture(final, fit_head(x[code], target[code], code_weights(code), code_report["l2"],
+                                        list(by_source[code])))
     return final, BuildReport(len(rows), dropped, dict(Counter(sources)), l2, report, classes, len(scored),
                               judged_weight, code_report)
 
@@ -385,12 +404,15 @@ def card_section(report: BuildReport) -> str:
 
 
 def code_note(code: dict[str, float]) -> str:
-    return ("- Code: a second head of the same form, fitted on the code benchmarks alone (" + ", ".join(CODE_SOURCES)
-            + f"; {code['rows']:.0f} rows, L2 {code['l2']:g}), and the output is (1 - p) * general + p * code, p "
+    judged = (f" and the {code['judged_rows']:.0f} judgments the task head reads as code, each weighted "
+              f"{code['judged_weight']:g} times its source's share (the benchmarks hold only short exercises; "
+              "without the judgments a system design read as code sat with them)" if code.get("judged_rows") else "")
+    return ("- Code: a second head of the same form, fitted on the code benchmarks (" + ", ".join(CODE_SOURCES)
+            + f"){judged}; {code['rows']:.0f} rows, L2 {code['l2']:g}; the output is (1 - p) * general + p * code, p "
             "being the task head's Code Generation probability: the general head puts code on the scale of "
             "multiple-choice and math questions, where one short exercise lands above another by chance. On the "
-            f"held-out fifth's code rows, within-source AUC {code['within_source_auc']:.3f} (the general head "
-            f"alone: {code['general_within_source_auc']:.3f}).\n\n")
+            f"held-out fifth's code benchmark rows, within-source AUC {code['within_source_auc']:.3f} (the general "
+            f"head alone: {code['general_within_source_auc']:.3f}).\n\n")
 
 
 def write_card(model_dir: Path, section: str) -> None:
@@ -413,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                         "difficulty judgments (default file: training/labels/difficulty_written.tsv)")
     parser.add_argument("--judged-weight", type=float, default=JUDGED_WEIGHT, help="how many times its source's "
                         f"share each judgment counts (default {JUDGED_WEIGHT:g})")
+    parser.add_argument("--judged-code-weight", type=float, default=JUDGED_CODE_WEIGHT, help="how many times its "
+                        "source's share each judgment read as code counts in the code head (0: the code head learns "
+                        f"from the code benchmarks alone; default {JUDGED_CODE_WEIGHT:g})")
     parser.add_argument("--small-tiers", nargs="+", default=["llama-3-8b"], help="the tiers the reviews' "
                         "small-tier outcomes are about (default: llama-3-8b)")
     parser.add_argument("--no-code-head", action="store_true", help="one head for every prompt (by default code "
@@ -421,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         head, report = build(args.routing, args.model, reviews=args.reviews, judged=args.judged,
                              judged_weight=args.judged_weight, small_tiers=args.small_tiers,
-                             code_head=not args.no_code_head)
+                             code_head=not args.no_code_head, judged_code_weight=args.judged_code_weight)
     except (OSError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
