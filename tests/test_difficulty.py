@@ -288,3 +288,49 @@ def test_the_difficulty_dev_set_is_never_trained_on(tmp_path: Path) -> None:
     bad.write_text("kind\tprompt\nhard\tok\nmedium\tnot a kind\n", encoding="utf-8")
     with pytest.raises(ValueError, match="expected 'hard' or 'everyday'"):
         read_dev(bad)
+
+
+def test_judgments_read_as_code_train_the_code_head_and_not_the_general_one(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """build() with hand-made rows and features: the judgments the task head reads as code join the
+    code head's rows (weighted), and leave the general head as if they were not there."""
+    import training.difficulty as build_module
+    from training.outcomes import JUDGED_SOURCE, STAND_INS, OutcomeRow
+
+    rng = np.random.default_rng(0)
+    rows = [OutcomeRow(f"mcq {i}", float(rng.uniform()), "routerbench/arc_challenge",
+                       {m: float(rng.integers(0, 2)) for m in STAND_INS.values()}) for i in range(300)]
+    rows += [OutcomeRow(f"code {i}", float(rng.uniform()), "routerbench/mbpp") for i in range(200)]
+    judged = [OutcomeRow(f"judged code {i}", 0.9 if i % 2 else 0.1, JUDGED_SOURCE) for i in range(20)]
+    judged += [OutcomeRow(f"judged prose {i}", 0.5, JUDGED_SOURCE) for i in range(10)]
+    features = {r.text: rng.normal(size=4).astype(np.float32) for r in rows + judged}
+
+    class Features:
+        def __init__(self, _: Path) -> None: ...
+
+        def read(self, texts: list[str], progress: object = None) -> tuple[np.ndarray, np.ndarray]:
+            return (np.stack([features[t] for t in texts]),
+                    np.array([0.9 if "code" in t else 0.05 for t in texts], dtype=np.float32))
+
+    monkeypatch.setattr(build_module, "Embedder", Features)
+    monkeypatch.setattr(build_module, "routellm_prompts", lambda _: [])
+    monkeypatch.setattr(build_module, "outcome_rows", lambda *_, **__: (list(rows), {}))
+    monkeypatch.setattr(build_module, "judged_rows", lambda _: list(judged))
+    quiet = {"log": lambda _: None, "judged": tmp_path / "judged.tsv", "judged_weight": 1.0}
+
+    head, report = build_module.build(tmp_path, tmp_path, **quiet)  # type: ignore[arg-type]
+    assert isinstance(head, Mixture) and report.code is not None
+    assert report.code["judged_rows"] == 20 and report.code["rows"] == 220 and report.code["judged_weight"] == 2.0
+    # The general head: the same as a build that never saw the judgments read as code.
+    monkeypatch.setattr(build_module, "judged_rows", lambda _: [r for r in judged if "prose" in r.text])
+    without, _ = build_module.build(tmp_path, tmp_path, **quiet)  # type: ignore[arg-type]
+    assert isinstance(without, Mixture)
+    assert np.allclose(head.general.weight, without.general.weight) and head.general.bias == pytest.approx(
+        without.general.bias)
+    assert not np.allclose(head.code.weight, without.code.weight)  # the code head learned from them
+    # --judged-code-weight 0: the code head from the benchmarks alone, the judgments in the general head.
+    monkeypatch.setattr(build_module, "judged_rows", lambda _: list(judged))
+    alone, report = build_module.build(tmp_path, tmp_path, judged_code_weight=0.0, **quiet)  # type: ignore[arg-type]
+    assert isinstance(alone, Mixture) and report.code is not None and report.code["judged_rows"] == 0
+    assert np.allclose(alone.code.weight, without.code.weight)
+    assert not np.allclose(alone.general.weight, without.general.weight)
