@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from router.classifier.artifact import DIFFICULTY, INPUTS, OUTPUTS, ArtifactError, Preprocessor
 from router.classifier.int8_kernels import unsigned_weights, use_exact
+from router.classifier.length_groups import length_groups
 from router.classifier.prediction import Prediction
 from router.classifier.text import CONTEXT_MARKER, split_turn_and_context
 
@@ -85,7 +86,7 @@ class OnnxClassifier:
             outputs = [self.session.run(self.outputs, self.pre.encode([t])) for t in inputs]
             task_probs, dimensions, *difficulty = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
         else:
-            task_probs, dimensions, *difficulty = self.session.run(self.outputs, self.pre.encode(inputs))
+            task_probs, dimensions, *difficulty = self._run_grouped(self.pre.encode(inputs))
         n = len(texts)
         for j, i in enumerate(alone):
             task_probs[i] = (task_probs[i] + task_probs[n + j]) / 2
@@ -93,6 +94,21 @@ class OnnxClassifier:
                 difficulty[0][i] = difficulty[0][n + j]
         return self.pre.predictions(task_probs[:n], dimensions[:n], self.name,
                                     difficulty[0][:n] if difficulty else None)
+
+    def _run_grouped(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The outputs for every row of `feeds`, computed in groups of similar length, each cut to its
+        own longest prompt (the tokenizer pads on the right)."""
+        mask = feeds["attention_mask"]
+        lengths = mask.sum(axis=1)
+        groups = length_groups(lengths.tolist()) if len(lengths) > 1 else [[0]]
+        if len(groups) == 1:
+            return list(self.session.run(self.outputs, feeds))
+        parts: list[list[np.ndarray]] = []
+        for rows in groups:
+            width = max(int(lengths[rows].max()), 1)
+            parts.append(self.session.run(self.outputs, {name: value[rows, :width] for name, value in feeds.items()}))
+        order = np.argsort(np.concatenate([np.asarray(rows) for rows in groups]), kind="stable")
+        return [np.concatenate(outputs)[order] for outputs in zip(*parts, strict=True)]
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "provider": self.provider, "model": str(self.model_path),
