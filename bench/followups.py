@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.common import command_line
+from router.classifier.int8_kernels import INT8_MODES
 from router.classifier.onnx import OnnxClassifier
 from router.classifier.text import join_turn_and_context
 from training.dataset import LABELS_DIR, read_written_rows
@@ -22,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--artifact", type=Path, default=Path("models/prompt-classifier"))
     parser.add_argument("--file", type=Path, default=LABELS_DIR / "followups_dev.tsv")
-    parser.add_argument("--int8", choices=["auto", "exact", "native"], default="auto",
+    parser.add_argument("--int8", choices=INT8_MODES, default="auto",
                         help="int8 products (router/classifier/int8_kernels.py); auto: exact where this CPU needs it")
     args = parser.parse_args()
     examples = [Example(row["prompt"], row["task"], row["context"]) for row in read_written_rows(args.file)]

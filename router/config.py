@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from router.classifier.int8_kernels import INT8_MODES
 from router.policy import Policy, PolicyError, parse_policy
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
@@ -64,7 +65,7 @@ class Settings:
         if triton_protocol not in ("http", "grpc"):
             raise ValueError(f"ROUTER_TRITON_PROTOCOL must be http or grpc, got {triton_protocol!r}")
         classifier_int8 = env.get("ROUTER_CLASSIFIER_INT8", "auto")
-        if classifier_int8 not in ("auto", "exact", "native"):
+        if classifier_int8 not in INT8_MODES:
             raise ValueError(f"ROUTER_CLASSIFIER_INT8 must be auto, exact or native, got {classifier_int8!r}")
         auth = env.get("ROUTER_AUTH", "off")
         if auth not in ("off", "keys"):

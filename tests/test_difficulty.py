@@ -334,3 +334,12 @@ def test_judgments_read_as_code_train_the_code_head_and_not_the_general_one(tmp_
     assert isinstance(alone, Mixture) and report.code is not None and report.code["judged_rows"] == 0
     assert np.allclose(alone.code.weight, without.code.weight)
     assert not np.allclose(alone.general.weight, without.general.weight)
+
+
+def test_a_negative_code_judgment_weight_is_refused_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from training.difficulty import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--routing", str(tmp_path), "--model", str(tmp_path), "--judged-code-weight", "-1"])
+    assert exited.value.code == 2
+    assert "--judged-code-weight must be 0 or more, got -1" in capsys.readouterr().err

@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-code-head", action="store_true", help="one head for every prompt (by default code "
                         "prompts are judged by a second head fitted on the code benchmarks alone)")
     args = parser.parse_args(argv)
+    if args.judged_code_weight < 0:
+        parser.error(f"--judged-code-weight must be 0 or more, got {args.judged_code_weight:g}")
     try:
         head, report = build(args.routing, args.model, reviews=args.reviews, judged=args.judged,
                              judged_weight=args.judged_weight, small_tiers=args.small_tiers,

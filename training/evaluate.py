@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from router.classifier.int8_kernels import INT8_MODES
 from router.classifier.prediction import TASK_LABELS, Classifier, Prediction
 from router.classifier.text import join_turn_and_context
 from router.policy import Policy, decide
@@ -292,7 +293,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                              "Japanese, MBPP")
     parser.add_argument("--backend", choices=["keyword", "onnx"], default="keyword")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    parser.add_argument("--int8", choices=["auto", "exact", "native"], default="auto",
+    parser.add_argument("--int8", choices=INT8_MODES, default="auto",
                         help="int8 products: exact (unsigned weights), native (as shipped) or auto (exact where "
                              "this CPU's signed kernel saturates; router/classifier/int8_kernels.py)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

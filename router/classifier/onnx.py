@@ -100,7 +100,7 @@ class OnnxClassifier:
         own longest prompt (the tokenizer pads on the right)."""
         mask = feeds["attention_mask"]
         lengths = mask.sum(axis=1)
-        groups = length_groups(lengths.tolist()) if len(lengths) > 1 else [[0]]
+        groups = length_groups(lengths.tolist())
         if len(groups) == 1:
             return list(self.session.run(self.outputs, feeds))
         parts: list[list[np.ndarray]] = []
