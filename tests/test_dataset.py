@@ -210,3 +210,46 @@ def test_the_casual_dev_set_is_never_trained_on_and_its_training_kin_is_worded_a
         row["prompt"].lower() for row in read_written_rows(LABELS_DIR / "followups_dev.tsv")]
     closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in casual for other in others)
     assert closest < 0.7
+
+
+def test_the_named_code_dev_set_is_never_trained_on_and_its_training_kin_is_worded_apart() -> None:
+    dev = read_written_rows(LABELS_DIR / "code_dev.tsv")
+    assert "code_dev.tsv" not in WRITTEN_FILES and len(dev) >= 70
+    assert sum(row["task"] == "Code Generation" for row in dev) >= 50
+    assert sum(row["task"] != "Code Generation" for row in dev) >= 15  # prose about games and software
+    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
+    assert not trained & {row["prompt"] for row in dev}
+    named = read_written_rows(LABELS_DIR / "written_code_named.tsv")  # tried, not in the shipped build's data
+    assert len(named) >= 100
+    assert all(row["task"] in TASK_LABELS for row in named)
+    # FizzBuzz stays out of training: the seed's "FizzBuzz goes to the small tier" checks stay unseen.
+    assert not any("fizzbuzz" in row["prompt"].lower() for row in named)
+    others = [row["prompt"].lower() for name in ("code_dev.tsv", "casual_dev.tsv", "followups_dev.tsv")
+              for row in read_written_rows(LABELS_DIR / name)]
+    closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in named for other in others)
+    assert closest < 0.7
+
+
+def test_a_file_kept_out_of_the_build_can_be_tried_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from training import dataset
+
+    def run(*args: str) -> int:
+        argv, sys.argv = sys.argv, ["training.dataset", "--out", str(tmp_path / "out.jsonl"), *args]
+        try:
+            return dataset.main()
+        finally:
+            sys.argv = argv
+
+    assert run("--written") == 0
+    base = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    assert run("--written", "--also-written", "written_code_named.tsv") == 0
+    tried = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    named = read_written_rows(LABELS_DIR / "written_code_named.tsv")
+    assert tried[:len(base)] == base and [e["prompt"] for e in tried[len(base):]] == [r["prompt"] for r in named]
+    assert all(e["train_only"] and e["source"] == "team-written" for e in tried[len(base):])
+    assert run("--written", "--also-written", "written.tsv") == 2
+    assert "written.tsv already joins with --written" in capsys.readouterr().err
+    assert run("--also-written", "no_such_file.tsv") == 2
+    assert "no no_such_file.tsv in" in capsys.readouterr().err

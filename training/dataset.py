@@ -31,7 +31,7 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -218,10 +218,10 @@ def read_written_rows(path: Path) -> list[dict[str, str]]:
             for row in read_label_rows(path)]
 
 
-def written_examples(labels_dir: Path) -> list[dict[str, Any]]:
-    """Prompts the maintainers wrote (training/labels/: WRITTEN_FILES); train-only."""
+def written_examples(labels_dir: Path, names: Sequence[str] = WRITTEN_FILES) -> list[dict[str, Any]]:
+    """Prompts the maintainers wrote (training/labels/: WRITTEN_FILES, or the files named); train-only."""
     out = []
-    for name in WRITTEN_FILES:
+    for name in names:
         for i, row in enumerate(read_written_rows(labels_dir / name)):
             out.append({"prompt": row["prompt"], "task": row["task"], "context": row["context"],
                         "source": "team-written", "license": LICENSES["team-written"],
@@ -273,6 +273,9 @@ def main() -> int:
     parser.add_argument("--written", action="store_true", help="also the prompts the maintainers wrote (English "
                         "and Japanese, every label: training/labels/ja_written.tsv, written.tsv, written_more.tsv, "
                         "written_followups.tsv; train-only)")
+    parser.add_argument("--also-written", action="append", default=[], metavar="NAME", help="a team-written file "
+                        "of training/labels/ kept out of the shipped build's data (written_casual.tsv, "
+                        "written_code_named.tsv), to try it in a build (repeatable; train-only)")
     parser.add_argument("--reviews", type=Path, action="append", default=[], help="the console's exported reviews "
                         "(reviewed_decisions.jsonl; repeatable): each reviewed prompt joins with its right task")
     parser.add_argument("--seed", type=int, default=13)
@@ -284,6 +287,11 @@ def main() -> int:
                                        drop_questions=args.dolly_drop_questions)
         if args.written:
             examples += written_examples(args.labels)
+        if unknown := [name for name in args.also_written if not (args.labels / name).is_file()]:
+            raise DatasetError(f"--also-written: no {', '.join(unknown)} in {args.labels}")
+        if repeated := sorted(set(args.also_written) & set(WRITTEN_FILES) if args.written else set()):
+            raise DatasetError(f"--also-written: {', '.join(repeated)} already joins with --written")
+        examples += written_examples(args.labels, args.also_written)
         for path in args.reviews:
             examples += reviewed_examples(path)
     except (DatasetError, OSError) as exc:

@@ -188,7 +188,10 @@ def main() -> int:
                         help="peak encoder learning rate (the heads take 20x); 5e-5 and 2e-4 scored lower on the "
                         "same split")
     parser.add_argument("--batch", type=int, default=int(DEFAULTS["batch"]))
-    parser.add_argument("--seed", type=int, default=int(DEFAULTS["seed"]))
+    parser.add_argument("--seed", type=int, default=int(DEFAULTS["seed"]), help="the held-out split's seed, and "
+                        "training's unless --train-seed says otherwise")
+    parser.add_argument("--train-seed", type=int, help="the seed of training alone (heads' starting weights, "
+                        "shuffling), so that two builds of one recipe can be compared on the same held-out split")
     parser.add_argument("--max-length", type=int, default=int(DEFAULTS["max_length"]))
     parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
                         help="dropout in the encoder while fine-tuning (embeddings, attention, hidden states); "
@@ -242,7 +245,8 @@ def main() -> int:
 def train_and_export(args: argparse.Namespace, train: list[Example], test: list[Example],
                      glossary: Glossary | None) -> None:
     model = fine_tuned(args.encoder, train, glossary, max_length=args.max_length, dropout=args.dropout,
-                       epochs=args.epochs, lr=args.lr, batch=args.batch, seed=args.seed,
+                       epochs=args.epochs, lr=args.lr, batch=args.batch,
+                       seed=args.seed if args.train_seed is None else args.train_seed,
                        class_weight_power=args.class_weight_power, device=args.device,
                        freeze_layers=args.freeze_layers)
 
