@@ -4,6 +4,7 @@ anything that does not match fails with a message naming the row."""
 from __future__ import annotations
 
 import json
+import re
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -230,26 +231,16 @@ def test_the_named_code_dev_set_is_never_trained_on_and_its_training_kin_is_word
     assert closest < 0.7
 
 
-def test_a_file_kept_out_of_the_build_can_be_tried_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import sys
+def test_a_file_kept_out_of_the_build_can_be_tried_by_name() -> None:
+    from training.dataset import DatasetError, also_written_examples, written_examples
 
-    from training import dataset
-
-    def run(*args: str) -> int:
-        argv, sys.argv = sys.argv, ["training.dataset", "--out", str(tmp_path / "out.jsonl"), *args]
-        try:
-            return dataset.main()
-        finally:
-            sys.argv = argv
-
-    assert run("--written") == 0
-    base = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").split("\n") if line]
-    assert run("--written", "--also-written", "written_code_named.tsv") == 0
-    tried = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    tried = also_written_examples(LABELS_DIR, ["written_code_named.tsv"], with_written=True)
     named = read_written_rows(LABELS_DIR / "written_code_named.tsv")
-    assert tried[:len(base)] == base and [e["prompt"] for e in tried[len(base):]] == [r["prompt"] for r in named]
-    assert all(e["train_only"] and e["source"] == "team-written" for e in tried[len(base):])
-    assert run("--written", "--also-written", "written.tsv") == 2
-    assert "written.tsv already joins with --written" in capsys.readouterr().err
-    assert run("--also-written", "no_such_file.tsv") == 2
-    assert "no no_such_file.tsv in" in capsys.readouterr().err
+    assert [e["prompt"] for e in tried] == [r["prompt"] for r in named]
+    assert all(e["train_only"] and e["source"] == "team-written" for e in tried)
+    assert not {e["id"] for e in tried} & {e["id"] for e in written_examples(LABELS_DIR)}
+    with pytest.raises(DatasetError, match=re.escape("written.tsv already joins with --written")):
+        also_written_examples(LABELS_DIR, ["written.tsv"], with_written=True)
+    assert also_written_examples(LABELS_DIR, ["written.tsv"], with_written=False)  # alone, it may be named
+    with pytest.raises(DatasetError, match=re.escape("no no_such_file.tsv in")):
+        also_written_examples(LABELS_DIR, ["no_such_file.tsv"], with_written=False)

@@ -229,6 +229,15 @@ def written_examples(labels_dir: Path, names: Sequence[str] = WRITTEN_FILES) -> 
     return out
 
 
+def also_written_examples(labels_dir: Path, names: Sequence[str], *, with_written: bool) -> list[dict[str, Any]]:
+    """Team-written files kept out of the build's data, named to try them in a build (--also-written)."""
+    if unknown := [name for name in names if not (labels_dir / name).is_file()]:
+        raise DatasetError(f"--also-written: no {', '.join(unknown)} in {labels_dir}")
+    if repeated := sorted(set(names) & set(WRITTEN_FILES) if with_written else set()):
+        raise DatasetError(f"--also-written: {', '.join(repeated)} already joins with --written")
+    return written_examples(labels_dir, names)
+
+
 def reviewed_examples(path: Path) -> list[dict[str, Any]]:
     """The console's exported reviews (Misroutes page, JSONL): each reviewed prompt with its right
     task (a confirmed decision's own task, a misroute's correction); train-only."""
@@ -287,11 +296,7 @@ def main() -> int:
                                        drop_questions=args.dolly_drop_questions)
         if args.written:
             examples += written_examples(args.labels)
-        if unknown := [name for name in args.also_written if not (args.labels / name).is_file()]:
-            raise DatasetError(f"--also-written: no {', '.join(unknown)} in {args.labels}")
-        if repeated := sorted(set(args.also_written) & set(WRITTEN_FILES) if args.written else set()):
-            raise DatasetError(f"--also-written: {', '.join(repeated)} already joins with --written")
-        examples += written_examples(args.labels, args.also_written)
+        examples += also_written_examples(args.labels, args.also_written, with_written=args.written)
         for path in args.reviews:
             examples += reviewed_examples(path)
     except (DatasetError, OSError) as exc:
