@@ -176,13 +176,22 @@ def test_dolly_plain_questions_filed_as_creative_writing_can_stay_out_of_trainin
     assert kept == got | {("Text Generation", "カナダの国技は何ですか？")}
 
 
+def trained_prompts() -> set[str]:
+    """Every prompt of the team-written files the build reads."""
+    return {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
+
+
+def closest_wording(rows: list[dict[str, str]], others: list[str]) -> float:
+    """How alike the most alike pair is (SequenceMatcher ratio, lower-cased); others are lower-cased already."""
+    return max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in rows for other in others)
+
+
 def test_followup_dev_set_is_labeled_and_never_trained_on() -> None:
     rows = read_written_rows(LABELS_DIR / "followups_dev.tsv")
     assert "followups_dev.tsv" not in WRITTEN_FILES
     assert len(rows) >= 80 and all("\n" in row["context"] for row in rows)
     assert {row["task"] for row in rows} == set(TASK_LABELS)
-    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
-    assert not trained & {row["prompt"] for row in rows}
+    assert not trained_prompts() & {row["prompt"] for row in rows}
 
 
 def test_training_followups_are_worded_apart_from_the_dev_set() -> None:
@@ -195,22 +204,19 @@ def test_training_followups_are_worded_apart_from_the_dev_set() -> None:
     assert "written_code_followups.tsv" in WRITTEN_FILES and len(code) >= 20
     rows += code
     assert all("\n" in row["context"] for row in rows)
-    closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in rows for other in dev)
-    assert closest < 0.7
+    assert closest_wording(rows, dev) < 0.7
 
 
 def test_the_casual_dev_set_is_never_trained_on_and_its_training_kin_is_worded_apart() -> None:
     dev = read_written_rows(LABELS_DIR / "casual_dev.tsv")
     assert "casual_dev.tsv" not in WRITTEN_FILES and len(dev) >= 100
     assert {row["task"] for row in dev} == set(TASK_LABELS)
-    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
-    assert not trained & {row["prompt"] for row in dev}
+    assert not trained_prompts() & {row["prompt"] for row in dev}
     casual = read_written_rows(LABELS_DIR / "written_casual.tsv")  # tried, not in the shipped build's data
     assert len(casual) >= 100 and all(row["task"] in TASK_LABELS for row in casual)
     others = [row["prompt"].lower() for row in dev] + [
         row["prompt"].lower() for row in read_written_rows(LABELS_DIR / "followups_dev.tsv")]
-    closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in casual for other in others)
-    assert closest < 0.7
+    assert closest_wording(casual, others) < 0.7
 
 
 def test_the_named_code_dev_set_is_never_trained_on_and_its_training_kin_is_worded_apart() -> None:
@@ -218,8 +224,7 @@ def test_the_named_code_dev_set_is_never_trained_on_and_its_training_kin_is_word
     assert "code_dev.tsv" not in WRITTEN_FILES and len(dev) >= 70
     assert sum(row["task"] == "Code Generation" for row in dev) >= 50
     assert sum(row["task"] != "Code Generation" for row in dev) >= 15  # prose about games and software
-    trained = {row["prompt"] for name in WRITTEN_FILES for row in read_written_rows(LABELS_DIR / name)}
-    assert not trained & {row["prompt"] for row in dev}
+    assert not trained_prompts() & {row["prompt"] for row in dev}
     named = read_written_rows(LABELS_DIR / "written_code_named.tsv")  # tried, not in the shipped build's data
     assert len(named) >= 100
     assert all(row["task"] in TASK_LABELS for row in named)
@@ -227,8 +232,7 @@ def test_the_named_code_dev_set_is_never_trained_on_and_its_training_kin_is_word
     assert not any("fizzbuzz" in row["prompt"].lower() for row in named)
     others = [row["prompt"].lower() for name in ("code_dev.tsv", "casual_dev.tsv", "followups_dev.tsv")
               for row in read_written_rows(LABELS_DIR / name)]
-    closest = max(SequenceMatcher(None, row["prompt"].lower(), other).ratio() for row in named for other in others)
-    assert closest < 0.7
+    assert closest_wording(named, others) < 0.7
 
 
 def test_a_file_kept_out_of_the_build_can_be_tried_by_name() -> None:

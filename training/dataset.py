@@ -233,7 +233,7 @@ def also_written_examples(labels_dir: Path, names: Sequence[str], *, with_writte
     """Team-written files kept out of the build's data, named to try them in a build (--also-written)."""
     if unknown := [name for name in names if not (labels_dir / name).is_file()]:
         raise DatasetError(f"--also-written: no {', '.join(unknown)} in {labels_dir}")
-    if repeated := sorted(set(names) & set(WRITTEN_FILES) if with_written else set()):
+    if with_written and (repeated := sorted(set(names) & set(WRITTEN_FILES))):
         raise DatasetError(f"--also-written: {', '.join(repeated)} already joins with --written")
     return written_examples(labels_dir, names)
 
